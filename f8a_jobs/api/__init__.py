@@ -1,0 +1,47 @@
+"""The HTTP API: Connexion (OpenAPI 3, ``swagger.yaml``) on Flask, served under ``/api/v1``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import connexion
+from connexion.options import SwaggerUIOptions
+
+from f8a_jobs.api import context, errors
+from f8a_jobs.api.validation import VALIDATORS
+from f8a_jobs.leader import Leadership
+from f8a_jobs.settings import Settings, bundled_path, get_settings, use_settings
+from f8a_jobs.storage.db import get_engine
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, lead: bool = True) -> connexion.FlaskApp:
+    """The ASGI app; with ``lead`` it also contends to be the process that fires jobs."""
+    settings = settings or get_settings()
+    use_settings(settings)
+    engine = get_engine(settings.database_url)
+    leadership = Leadership(engine, settings) if lead else None
+    context.install(engine, leadership)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        if leadership:
+            leadership.start()
+        yield
+        if leadership:
+            await asyncio.to_thread(leadership.stop)
+
+    spec = bundled_path("swagger.yaml")
+    app = connexion.FlaskApp(__name__, specification_dir=str(spec.parent), lifespan=lifespan)
+    app.add_api(
+        spec.name,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+        validator_map=VALIDATORS,
+    )
+    errors.register(app)
+    return app

@@ -1,0 +1,36 @@
+"""What operation functions need from the process: the engine and the leadership."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from f8a_jobs.leader import Leadership
+
+_engine: Engine | None = None
+_leadership: Leadership | None = None
+
+
+def install(engine: Engine, leadership: Leadership | None) -> None:
+    global _engine, _leadership
+    _engine, _leadership = engine, leadership
+
+
+def engine() -> Engine:
+    if _engine is None:
+        raise RuntimeError("create_app() has not run in this process")
+    return _engine
+
+
+def role() -> str:
+    return _leadership.role if _leadership else "standby"
+
+
+Response = tuple[dict[str, Any], int, dict[str, str]]
+
+
+def reply(body: dict[str, Any], status: int = 200) -> Response:
+    """A JSON response; the content type is explicit because errors are problem+json."""
+    return body, status, {"Content-Type": "application/json"}

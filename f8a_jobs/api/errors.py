@@ -1,0 +1,50 @@
+"""The one place where errors become HTTP responses (problem+json naming the field)."""
+
+from __future__ import annotations
+
+import logging
+
+import connexion
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.problem import problem
+from sqlalchemy.exc import DataError
+
+from f8a_jobs.errors import F8aJobsError
+
+log = logging.getLogger(__name__)
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+}
+
+
+def domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    assert isinstance(exc, F8aJobsError)
+    status = exc.status if exc.status in TITLES else 500
+    return problem(
+        status,
+        TITLES.get(status, "Internal Server Error"),
+        exc.detail,
+        ext={"error": exc.detail, "field": exc.field},
+    )
+
+
+def data_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """A value the database refused (an out-of-range number, say): the client's input."""
+    detail = f"a value could not be stored: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
+    return problem(400, "Bad Request", detail, ext={"error": detail})
+
+
+def unexpected_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    log.exception("unexpected error", exc_info=exc)
+    detail = "internal error; the service log has the details"
+    return problem(500, "Internal Server Error", detail, ext={"error": detail})
+
+
+def register(app: connexion.FlaskApp) -> None:
+    app.add_error_handler(F8aJobsError, domain_error)
+    app.add_error_handler(DataError, data_error)
+    app.add_error_handler(Exception, unexpected_error)

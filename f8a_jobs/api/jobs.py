@@ -1,0 +1,74 @@
+"""Operations on ``/jobs``: thin wrappers that call the job service and shape JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from f8a_jobs import jobs, runs
+from f8a_jobs.api.context import Response, engine, reply
+from f8a_jobs.errors import InvalidInput
+
+JOB_TYPES = ("all", "user", "failed")
+
+
+def get_jobs(
+    job_type: str = "all",
+    state: str | None = None,
+    handler: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Response:
+    """``failed`` lists failed runs; ``all`` and ``user`` list jobs (failed runs are not jobs)."""
+    if job_type not in JOB_TYPES:
+        raise InvalidInput("job_type", f"{job_type!r} is not one of {', '.join(JOB_TYPES)}")
+    if job_type == "failed":
+        page, total = runs.list_failed(engine(), limit, offset)
+    else:
+        page, total = jobs.list_jobs(engine(), state, handler, limit, offset)
+    return reply({"jobs": page, "jobs_count": len(page), "total": total})
+
+
+def post_job(body: dict[str, Any]) -> Response:
+    return reply({"job": jobs.create_job(engine(), jobs.parse_job(body))}, 201)
+
+
+def post_flow_scheduling(body: dict[str, Any], **schedule: Any) -> Response:
+    """With ``task_names`` (as the original README shows) this is selective flow scheduling."""
+    handler = "SelectiveFlowScheduling" if "task_names" in body else "FlowScheduling"
+    return _post_handler_job(handler, body, schedule)
+
+
+def post_selective_flow_scheduling(body: dict[str, Any], **schedule: Any) -> Response:
+    return _post_handler_job("SelectiveFlowScheduling", body, schedule)
+
+
+def _post_handler_job(handler: str, kwargs: dict[str, Any], schedule: dict[str, Any]) -> Response:
+    """The original endpoints: schedule in the query string, handler kwargs as the body."""
+    definition = {**schedule, "handler": handler, "kwargs": kwargs}
+    return reply({"job": jobs.create_job(engine(), jobs.parse_job(definition))}, 201)
+
+
+def get_job(job_id: str) -> Response:
+    return reply({"job": jobs.get_job(engine(), job_id)})
+
+
+def put_job(job_id: str, state: str) -> Response:
+    return reply({"job": jobs.set_job_state(engine(), job_id, state)})
+
+
+def delete_job(job_id: str) -> Response:
+    jobs.delete_job(engine(), job_id)
+    return reply({"job_id": job_id, "deleted": True})
+
+
+def delete_failed() -> Response:
+    return reply({"removed": runs.clean_failed(engine())})
+
+
+def post_run(job_id: str) -> Response:
+    return reply({"run": runs.request_run(engine(), job_id)}, 202)
+
+
+def get_runs(job_id: str, limit: int = 100, offset: int = 0) -> Response:
+    page, total = runs.list_runs(engine(), job_id, limit, offset)
+    return reply({"runs": page, "total": total})

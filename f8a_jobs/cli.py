@@ -1,0 +1,109 @@
+"""``f8a-jobs serve | migrate | initjobs``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from f8a_jobs import service_state
+from f8a_jobs.default_jobs import load_default_jobs
+from f8a_jobs.settings import Settings, get_settings, use_settings
+from f8a_jobs.storage.db import get_engine
+from f8a_jobs.storage.migrate import migrate
+
+log = logging.getLogger("f8a_jobs")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one INFO line per job otherwise
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    return int(args.command(args, settings) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="f8a-jobs", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", help="migrate, load default jobs, serve the API and fire jobs"
+    )
+    serve.add_argument("--host", help="listen address (F8A_JOBS_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (F8A_JOBS_PORT)")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes (F8A_JOBS_WORKERS)")
+    serve.set_defaults(command=serve_command)
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        command=migrate_command
+    )
+    initjobs = commands.add_parser("initjobs", help="load the default jobs (YAML files)")
+    initjobs.add_argument(
+        "--dir", type=Path, help="directory of job files (F8A_JOBS_DEFAULT_JOBS_DIR)"
+    )
+    initjobs.add_argument("--strict", action="store_true", help="exit non-zero when a file is bad")
+    initjobs.set_defaults(command=initjobs_command)
+    return parser
+
+
+def migrate_command(_args: argparse.Namespace, settings: Settings) -> int:
+    migrate(get_engine(settings.database_url))
+    print(
+        f"schema up to date on {get_engine(settings.database_url).url.render_as_string(hide_password=True)}"
+    )
+    return 0
+
+
+def initjobs_command(args: argparse.Namespace, settings: Settings) -> int:
+    engine = get_engine(settings.database_url)
+    migrate(engine)
+    report = load_default_jobs(engine, args.dir or settings.default_jobs_dir)
+    print(report.summary())
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if args.strict and report.errors else 0
+
+
+def serve_command(args: argparse.Namespace, settings: Settings) -> int:
+    overrides = {
+        k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v
+    }
+    settings = Settings(**{**settings.__dict__, **overrides})
+    use_settings(settings)
+    engine = get_engine(settings.database_url)
+    migrate(engine)
+    if settings.paused:
+        service_state.set_state(engine, "paused")
+    load_default_jobs(engine, settings.default_jobs_dir)
+    engine.dispose()  # workers are forked: each opens its own connections
+    _gunicorn(settings).run()
+    return 0
+
+
+def _gunicorn(settings: Settings) -> Any:
+    from gunicorn.app.base import BaseApplication
+
+    engine_is_sqlite = get_engine(settings.database_url).dialect.name == "sqlite"
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", settings.workers or (1 if engine_is_sqlite else 2))
+            self.cfg.set("worker_class", "uvicorn_worker.UvicornWorker")
+            self.cfg.set("graceful_timeout", 30)
+            self.cfg.set("loglevel", settings.log_level.lower())
+
+        def load(self) -> Any:
+            from f8a_jobs.api import create_app
+
+            return create_app(settings)
+
+    return Server()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The one root of f8a-jobs errors; each carries the field and the value it is about.
+
+The API turns these into HTTP responses in one place (``f8a_jobs.api.errors``).
+"""
+
+from __future__ import annotations
+
+
+class F8aJobsError(Exception):
+    """Root of every error the service raises on purpose."""
+
+    status = 500
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class ConfigurationError(F8aJobsError):
+    """A setting (environment variable) has an unusable value."""
+
+
+class InvalidInput(F8aJobsError):
+    """A request or a default job file holds a value the service cannot accept."""
+
+    status = 400
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}", field)
+
+
+class JobNotFound(F8aJobsError):
+    status = 404
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job_id: no job with id {job_id!r}", "job_id")
+
+
+class DuplicateJob(F8aJobsError):
+    status = 409
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job_id: a job with id {job_id!r} already exists", "job_id")
+
+
+class UnknownHandler(InvalidInput):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__("handler", f"unknown handler {name!r}; known: {', '.join(known)}")
+
+
+class InvalidHandler(F8aJobsError):
+    """A plugin registered under ``f8a_jobs.handlers`` is not a ``BaseHandler`` subclass."""

@@ -1,0 +1,1 @@
+"""Flows: the outbox handlers write to, and the dispatchers that deliver it to workers."""

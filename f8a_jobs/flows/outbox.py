@@ -1,0 +1,118 @@
+"""The flow outbox: handlers write flows here; a relay hands them to a dispatcher.
+
+Writing flows and delivering them are apart on purpose: a broker outage delays flows, it never
+loses them, and every flow a job dispatched stays listed under ``GET /flows``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from f8a_jobs import wakeups
+from f8a_jobs.schedules import utcnow
+from f8a_jobs.settings import get_settings
+from f8a_jobs.storage.db import get_engine
+from f8a_jobs.storage.tables import flow_outbox
+
+BATCH = 1000
+PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class Flow:
+    flow_name: str
+    arguments: dict[str, Any]
+    task_names: list[str] | None = None
+    run_subsequent: bool = False
+    follow_subflows: bool = False
+
+
+def schedule_flows(job_id: str, flows: Iterable[Flow], engine: Engine | None = None) -> int:
+    """Write ``flows`` to the outbox in batches; returns how many were written."""
+    engine = engine or get_engine(get_settings().database_url)
+    written = 0
+    batch: list[dict[str, Any]] = []
+    with engine.begin() as connection:
+        for flow in flows:
+            batch.append(_row(job_id, flow))
+            if len(batch) >= BATCH:
+                written += _insert(connection, batch)
+                batch = []
+        if batch:
+            written += _insert(connection, batch)
+    if written:
+        wakeups.publish_local(wakeups.FLOWS)
+    return written
+
+
+def _row(job_id: str, flow: Flow) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "flow_name": flow.flow_name,
+        "arguments": flow.arguments,
+        "task_names": flow.task_names,
+        "run_subsequent": flow.run_subsequent,
+        "follow_subflows": flow.follow_subflows,
+        "status": PENDING,
+        "created_at": utcnow(),
+    }
+
+
+def _insert(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    connection.execute(insert(flow_outbox), rows)
+    return len(rows)
+
+
+def claim_pending(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    """The oldest pending flows, locked against other relays where the database can."""
+    query = (
+        select(flow_outbox)
+        .where(flow_outbox.c.status == PENDING)
+        .order_by(flow_outbox.c.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def mark(connection: Connection, ids: list[int], status: str) -> None:
+    connection.execute(
+        update(flow_outbox).where(flow_outbox.c.id.in_(ids)).values(status=status, sent_at=utcnow())
+    )
+
+
+def list_flows(
+    engine: Engine, job_id: str | None, flow_name: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    conditions = []
+    if job_id:
+        conditions.append(flow_outbox.c.job_id == job_id)
+    if flow_name:
+        conditions.append(flow_outbox.c.flow_name == flow_name)
+    query = select(flow_outbox).where(*conditions).order_by(flow_outbox.c.id.desc())
+    with engine.connect() as connection:
+        rows = connection.execute(query.limit(limit).offset(offset)).all()
+        total = connection.execute(
+            select(func.count()).select_from(flow_outbox).where(*conditions)
+        ).scalar_one()
+    return [_as_json(row._mapping) for row in rows], total
+
+
+def _as_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "job_id": row["job_id"],
+        "flow_name": row["flow_name"],
+        "arguments": row["arguments"],
+        "task_names": row["task_names"],
+        "run_subsequent": row["run_subsequent"],
+        "follow_subflows": row["follow_subflows"],
+        "status": row["status"],
+        "created_at": row["created_at"].isoformat(),
+        "sent_at": row["sent_at"].isoformat() if row["sent_at"] else None,
+    }

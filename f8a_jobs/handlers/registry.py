@@ -1,0 +1,44 @@
+"""Handlers by name: the built-ins, the ``f8a_jobs.handlers`` entry-point group, and the
+modules an operator names in ``F8A_JOBS_HANDLER_MODULES``."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from importlib.metadata import entry_points
+
+from f8a_jobs.errors import InvalidHandler, UnknownHandler
+from f8a_jobs.handlers.base import BaseHandler
+from f8a_jobs.handlers.flow_scheduling import FlowScheduling, SelectiveFlowScheduling
+from f8a_jobs.handlers.noop import Noop
+from f8a_jobs.settings import get_settings
+
+ENTRY_POINT_GROUP = "f8a_jobs.handlers"
+BUILT_INS: tuple[type[BaseHandler], ...] = (FlowScheduling, SelectiveFlowScheduling, Noop)
+
+
+@functools.cache
+def handlers() -> dict[str, type[BaseHandler]]:
+    found: dict[str, type[BaseHandler]] = {cls.handler_name(): cls for cls in BUILT_INS}
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        found[entry_point.name] = _checked(entry_point.load(), f"entry point {entry_point.name!r}")
+    for module_name in get_settings().handler_modules:
+        module = importlib.import_module(module_name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseHandler) and cls.__module__ == module_name:
+                found[cls.handler_name()] = cls
+    return found
+
+
+def _checked(obj: object, origin: str) -> type[BaseHandler]:
+    if not (isinstance(obj, type) and issubclass(obj, BaseHandler)):
+        raise InvalidHandler(f"{origin} gives {obj!r}, which is not a BaseHandler subclass")
+    return obj
+
+
+def get_handler(name: str) -> type[BaseHandler]:
+    try:
+        return handlers()[name]
+    except (KeyError, TypeError):
+        raise UnknownHandler(str(name), sorted(handlers())) from None

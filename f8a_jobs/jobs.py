@@ -1,0 +1,213 @@
+"""The job service: create, read, list, pause, resume and delete jobs as rows.
+
+The API and the default-job loader call these functions; none of them touches APScheduler's
+scheduler: the leader hears about changes through ``wakeups`` and reads the rows.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from f8a_jobs import wakeups
+from f8a_jobs.errors import DuplicateJob, InvalidInput, JobNotFound
+from f8a_jobs.handlers.registry import get_handler
+from f8a_jobs.schedules import (
+    describe,
+    first_run_time,
+    next_run_time,
+    parse_duration,
+    parse_schedule,
+    utcnow,
+)
+from f8a_jobs.settings import get_settings
+from f8a_jobs.storage.tables import job_runs, jobs
+
+STATES = ("running", "paused")
+SCHEDULE_KEYS = ("when", "periodically", "cron", "misfire_grace_time", "state")
+JOB_KEYS = ("job_id", "handler", "kwargs", *SCHEDULE_KEYS)
+JOB_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """A validated job, ready to be stored."""
+
+    job_id: str
+    handler: str
+    kwargs: dict[str, Any]
+    schedule: dict[str, Any]
+    state: str
+    misfire_grace_time: int
+    source: str = "api"
+    source_hash: str | None = None
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        running = self.state == "running"
+        return {
+            "job_id": self.job_id,
+            "handler": self.handler,
+            "kwargs": self.kwargs,
+            "schedule": self.schedule,
+            "state": self.state,
+            "misfire_grace_time": self.misfire_grace_time,
+            "next_run_time": first_run_time(self.schedule) if running else None,
+            "source": self.source,
+            "source_hash": self.source_hash,
+            "updated_at": now,
+        }
+
+
+def parse_job(
+    data: Mapping[str, Any], now: datetime | None = None, source: str = "api"
+) -> JobDefinition:
+    """Validate a job as the API or a YAML file gives it; errors name the field."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput("body", f"expected an object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(JOB_KEYS))
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown field; expected some of {', '.join(JOB_KEYS)}")
+    now = now or utcnow()
+    handler = data.get("handler")
+    if not isinstance(handler, str) or not handler:
+        raise InvalidInput("handler", "required: the name of a registered handler")
+    kwargs = data.get("kwargs", {})
+    get_handler(handler).validate(kwargs)
+    grace = data.get("misfire_grace_time")
+    return JobDefinition(
+        job_id=_job_id(data.get("job_id")),
+        handler=handler,
+        kwargs=kwargs,
+        schedule=parse_schedule(data.get("when"), data.get("periodically"), data.get("cron"), now),
+        state=parse_state(data.get("state") or "running"),
+        misfire_grace_time=(
+            get_settings().misfire_grace_time
+            if grace in (None, "")
+            else parse_duration(grace, "misfire_grace_time")
+        ),
+        source=source,
+    )
+
+
+def _job_id(value: Any) -> str:
+    if value in (None, ""):
+        return uuid.uuid4().hex
+    if not isinstance(value, str) or not JOB_ID.match(value):
+        raise InvalidInput("job_id", f"{value!r} must be 1 to 255 printable characters")
+    return value
+
+
+def parse_state(value: Any) -> str:
+    if value not in STATES:
+        raise InvalidInput("state", f"{value!r} is not one of {', '.join(STATES)}")
+    return str(value)
+
+
+def create_job(engine: Engine, job: JobDefinition) -> dict[str, Any]:
+    now = utcnow()
+    row = {**job.row(now), "revision": 1, "created_at": now}
+    try:
+        with wakeups.changing(engine, wakeups.JOBS) as connection:
+            connection.execute(insert(jobs), row)
+    except IntegrityError:
+        raise DuplicateJob(job.job_id) from None
+    return job_json(row)
+
+
+def replace_job(connection: Connection, job: JobDefinition) -> None:
+    """Overwrite a job's definition (a changed default job file); its history stays."""
+    connection.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job.job_id)
+        .values(**job.row(utcnow()), revision=jobs.c.revision + 1)
+    )
+
+
+def get_job(engine: Engine, job_id: str) -> dict[str, Any]:
+    with engine.connect() as connection:
+        row = connection.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return job_json(row._mapping)
+
+
+def list_jobs(
+    engine: Engine,
+    state: str | None = None,
+    handler: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of jobs in ``job_id`` order, and how many match in all."""
+    conditions = []
+    if state:
+        conditions.append(jobs.c.state == parse_state(state))
+    if handler:
+        conditions.append(jobs.c.handler == handler)
+    page = select(jobs).where(*conditions).order_by(jobs.c.job_id).limit(limit).offset(offset)
+    with engine.connect() as connection:
+        rows = connection.execute(page).all()
+        total = connection.execute(
+            select(func.count()).select_from(jobs).where(*conditions)
+        ).scalar_one()
+    return [job_json(row._mapping) for row in rows], total
+
+
+def set_job_state(engine: Engine, job_id: str, state: str) -> dict[str, Any]:
+    """Pause (no next run) or resume (next run from the schedule, from now on) a job."""
+    state = parse_state(state)
+    now = utcnow()
+    with wakeups.changing(engine, wakeups.JOBS) as connection:
+        row = connection.execute(
+            select(jobs).where(jobs.c.job_id == job_id).with_for_update()
+        ).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        job = row._mapping
+        upcoming = (
+            next_run_time(job["schedule"], now, job["last_run"] is not None)
+            if state == "running"
+            else None
+        )
+        values = {
+            "state": state,
+            "next_run_time": upcoming,
+            "updated_at": now,
+            "revision": job["revision"] + 1,
+        }
+        connection.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
+    return job_json({**job, **values})
+
+
+def delete_job(engine: Engine, job_id: str) -> None:
+    """Delete a job and its run history (flows it dispatched stay in the outbox)."""
+    with wakeups.changing(engine, wakeups.JOBS) as connection:
+        deleted = connection.execute(delete(jobs).where(jobs.c.job_id == job_id)).rowcount
+        if not deleted:
+            raise JobNotFound(job_id)
+        connection.execute(delete(job_runs).where(job_runs.c.job_id == job_id))
+
+
+def job_json(job: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": job["job_id"],
+        "handler": job["handler"],
+        "kwargs": job["kwargs"],
+        "state": job["state"],
+        **describe(job["schedule"]),
+        "misfire_grace_time": job["misfire_grace_time"],
+        "next_run_time": _iso(job["next_run_time"]),
+        "last_run": _iso(job.get("last_run")),
+        "source": job["source"],
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

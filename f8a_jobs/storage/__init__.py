@@ -1,0 +1,1 @@
+"""Tables, migrations, locks and the APScheduler job store, on SQLite or PostgreSQL."""

@@ -1,0 +1,139 @@
+"""APScheduler 3 reads jobs from our JSON rows through this job store.
+
+Jobs are never pickled: each row becomes an APScheduler ``Job`` whose function runs the named
+handler. APScheduler updates one job at a time; this store keeps those updates and writes them
+in one batch per scheduling pass (``get_next_run_time`` ends every pass), guarded by each
+row's ``revision`` so that an edit made through the API meanwhile is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.job import Job
+from apscheduler.jobstores.base import BaseJobStore, JobLookupError
+from sqlalchemy import Engine, bindparam, func, select, update
+
+from f8a_jobs.schedules import build_trigger, utcnow
+from f8a_jobs.storage.tables import jobs
+
+RUN_HANDLER = "f8a_jobs.scheduler:execute_handler"
+RETRY_SECONDS = 1.0
+log = logging.getLogger(__name__)
+
+
+class JobRowStore(BaseJobStore):
+    def __init__(self, engine: Engine, due_batch: int = 5000) -> None:
+        super().__init__()
+        self.engine = engine
+        self.due_batch = due_batch
+        self._lock = threading.Lock()
+        self._revisions: dict[str, int] = {}
+        self._pending: dict[str, dict[str, Any]] = {}
+
+    def job_from_row(self, row: Any) -> Job:
+        job = Job.__new__(Job)
+        job.__setstate__(
+            {
+                "version": 1,
+                "id": row.job_id,
+                "func": RUN_HANDLER,
+                "trigger": build_trigger(row.schedule),
+                "executor": "default",
+                "args": (row.handler, row.job_id),
+                "kwargs": row.kwargs,
+                "name": row.job_id,
+                "misfire_grace_time": row.misfire_grace_time,
+                # Our executor coalesces, so it must see every missed run time to record it.
+                "coalesce": False,
+                "max_instances": 1,
+                "next_run_time": row.next_run_time,
+            }
+        )
+        job._scheduler = self._scheduler
+        job._jobstore_alias = self._alias
+        self._revisions[row.job_id] = row.revision
+        return job
+
+    def lookup_job(self, job_id: str) -> Job | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+        return self.job_from_row(row) if row else None
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        self.flush()
+        query = (
+            select(jobs)
+            .where(jobs.c.next_run_time <= now)
+            .order_by(jobs.c.next_run_time)
+            .limit(self.due_batch)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [self.job_from_row(row) for row in rows]
+
+    def get_next_run_time(self) -> datetime | None:
+        """Ends every scheduling pass; must not raise, or APScheduler's loop thread dies."""
+        try:
+            self.flush()
+            with self.engine.connect() as connection:
+                return connection.execute(select(func.min(jobs.c.next_run_time))).scalar()
+        except Exception:
+            log.exception("job store unavailable; retrying in %s s", RETRY_SECONDS)
+            return utcnow() + timedelta(seconds=RETRY_SECONDS)
+
+    def get_all_jobs(self) -> list[Job]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(jobs).where(jobs.c.next_run_time.is_not(None))).all()
+        return [self.job_from_row(row) for row in rows]
+
+    def add_job(self, job: Job) -> None:
+        raise NotImplementedError("jobs are created with f8a_jobs.jobs.create_job, as rows")
+
+    def update_job(self, job: Job) -> None:
+        self._remember(job.id, job.next_run_time)
+
+    def remove_job(self, job_id: str) -> None:
+        """APScheduler removes a job that will not fire again; we keep it as history."""
+        if job_id not in self._revisions:
+            raise JobLookupError(job_id)
+        self._remember(job_id, None)
+
+    def remove_all_jobs(self) -> None:
+        raise NotImplementedError("jobs are deleted with f8a_jobs.jobs.delete_job")
+
+    def shutdown(self) -> None:
+        self.flush()
+
+    def _remember(self, job_id: str, next_run: datetime | None) -> None:
+        with self._lock:
+            self._pending[job_id] = {
+                "b_job_id": job_id,
+                "b_revision": self._revisions[job_id],
+                "b_next_run_time": next_run,
+                "b_last_run": utcnow(),
+            }
+
+    def flush(self) -> None:
+        """Write the fired jobs' next run times; kept for the next try if the write fails."""
+        with self._lock:
+            pending = list(self._pending.values())
+            if not pending:
+                return
+            statement = (
+                update(jobs)
+                .where(
+                    jobs.c.job_id == bindparam("b_job_id"),
+                    jobs.c.revision == bindparam("b_revision"),
+                )
+                .values(
+                    next_run_time=bindparam("b_next_run_time"), last_run=bindparam("b_last_run")
+                )
+            )
+            with self.engine.begin() as connection:
+                connection.execute(statement, pending)
+            self._pending.clear()
+            self._revisions.clear()

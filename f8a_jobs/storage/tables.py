@@ -1,0 +1,112 @@
+"""The service's own tables. Alembic migrations in ``migrations/`` create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+OWN_TABLES = ("jobs", "job_runs", "flow_outbox", "service_state", "alembic_version")
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(255), primary_key=True),
+    Column("handler", String(255), nullable=False),
+    Column("kwargs", Json, nullable=False),
+    Column("schedule", Json, nullable=False),  # versioned trigger spec, see schedules.py
+    Column("state", String(16), nullable=False),
+    Column("misfire_grace_time", Integer, nullable=False),
+    Column("next_run_time", UTCDateTime, nullable=True),  # NULL: paused or finished
+    Column("last_run", UTCDateTime, nullable=True),
+    Column("source", String(255), nullable=False),  # "api" or the default job file name
+    Column("source_hash", String(64), nullable=True),
+    Column("revision", Integer, nullable=False),  # bumped by every edit; guards the scheduler
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_jobs_next_run_time", "next_run_time"),
+    Index("ix_jobs_handler", "handler"),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False),  # running|succeeded|failed|missed
+    Column("scheduled_for", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("handler", String(255), nullable=True),
+    Column("kwargs", Json, nullable=True),  # kept for failed runs, to reproduce them
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("missed_count", Integer, nullable=True),  # a missed row may stand for many runs
+    Index("ix_job_runs_job", "job_id", "scheduled_for"),
+    Index("ix_job_runs_status", "status", "scheduled_for"),
+)
+
+flow_outbox = Table(
+    "flow_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", String(255), nullable=False),
+    Column("flow_name", String(255), nullable=False),
+    Column("arguments", Json, nullable=False),
+    Column("task_names", Json, nullable=True),
+    Column("run_subsequent", Boolean, nullable=False, default=False),
+    Column("follow_subflows", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False),  # pending|delivered|sent
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index("ix_flow_outbox_status", "status", "id"),
+    Index("ix_flow_outbox_job", "job_id", "id"),
+)
+
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)

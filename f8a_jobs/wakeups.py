@@ -1,0 +1,60 @@
+"""Wake the firing scheduler after a change instead of making it poll.
+
+On PostgreSQL a change sends ``NOTIFY f8a_jobs`` in its own transaction, so every process's
+leader hears it once the change is committed; in-process listeners (SQLite, and the flow relay)
+are called after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, text
+
+from f8a_jobs.storage.db import is_postgresql
+
+CHANNEL = "f8a_jobs"
+JOBS = "jobs"
+STATE = "state"
+FLOWS = "flows"
+RUNS = "runs"
+
+log = logging.getLogger(__name__)
+_listeners: list[Callable[[str], None]] = []
+_lock = threading.Lock()
+
+
+def subscribe(listener: Callable[[str], None]) -> None:
+    with _lock:
+        _listeners.append(listener)
+
+
+def unsubscribe(listener: Callable[[str], None]) -> None:
+    with _lock:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+
+def publish_local(topic: str) -> None:
+    with _lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        try:
+            listener(topic)
+        except Exception:
+            log.exception("wake-up listener failed for %s", topic)
+
+
+@contextmanager
+def changing(engine: Engine, topic: str) -> Iterator[Connection]:
+    """A transaction whose commit wakes the scheduler about ``topic``."""
+    with engine.begin() as connection:
+        yield connection
+        if is_postgresql(engine):
+            connection.execute(
+                text("SELECT pg_notify(:channel, :topic)"), {"channel": CHANNEL, "topic": topic}
+            )
+    publish_local(topic)
