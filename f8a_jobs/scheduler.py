@@ -32,9 +32,9 @@ from f8a_jobs.storage.tables import job_runs, jobs
 log = logging.getLogger(__name__)
 
 
-def execute_handler(handler: str, job_id: str, **kwargs: Any) -> Any:
+def execute_handler(handler: str, job_id: str, engine: Engine, **kwargs: Any) -> Any:
     """What every job's APScheduler ``func`` is: run the named handler."""
-    return get_handler(handler)(job_id).execute(**kwargs)
+    return get_handler(handler)(job_id, engine=engine).execute(**kwargs)
 
 
 class RecordingExecutor(BaseExecutor):

@@ -114,13 +114,55 @@ def _crontab_trigger(expr: Any, start: datetime) -> CronTrigger:
         raise InvalidInput("cron", f"{expr!r} is not a five-field crontab such as '*/5 * * * *'")
     try:
         return CronTrigger(**_crontab_fields(expr), start_date=start, timezone=UTC)
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:
         raise InvalidInput("cron", f"{expr!r}: {exc}") from None
 
 
 def _crontab_fields(expr: str) -> dict[str, str]:
     minute, hour, day, month, day_of_week = expr.split()
-    return {"minute": minute, "hour": hour, "day": day, "month": month, "day_of_week": day_of_week}
+    return {
+        "minute": minute,
+        "hour": hour,
+        "day": day,
+        "month": month,
+        "day_of_week": crontab_weekdays(day_of_week),
+    }
+
+
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab weekday field (0 or 7 = Sunday) as APScheduler 3 day names.
+
+    APScheduler 3 numbers weekdays from Monday = 0, so "1" would mean Tuesday there.
+    """
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step = part.partition("/")
+        first, last = (0, 6) if span == "*" else _weekday_span(span)
+        days.update(day % 7 for day in range(first, last + 1, int(step) if step else 1))
+    return ",".join(WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday_span(span: str) -> tuple[int, int]:
+    ends = [_weekday(end) for end in span.split("-", 1)]
+    if len(ends) == 1:
+        return ends[0], ends[0]
+    first, last = ends
+    if first > last:
+        raise ValueError(f"weekday range {span!r} runs backwards")
+    return first, last
+
+
+def _weekday(token: str) -> int:
+    if token in WEEKDAYS:
+        return WEEKDAYS.index(token)
+    if token.isdigit() and int(token) <= 7:
+        return int(token)
+    raise ValueError(f"{token!r} is not a weekday (0-7 or sun-sat)")
 
 
 def build_trigger(spec: dict[str, Any]) -> BaseTrigger:

@@ -14,8 +14,6 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from f8a_jobs import wakeups
 from f8a_jobs.schedules import utcnow
-from f8a_jobs.settings import get_settings
-from f8a_jobs.storage.db import get_engine
 from f8a_jobs.storage.tables import flow_outbox
 
 BATCH = 1000
@@ -31,9 +29,8 @@ class Flow:
     follow_subflows: bool = False
 
 
-def schedule_flows(job_id: str, flows: Iterable[Flow], engine: Engine | None = None) -> int:
+def schedule_flows(engine: Engine, job_id: str, flows: Iterable[Flow]) -> int:
     """Write ``flows`` to the outbox in batches; returns how many were written."""
-    engine = engine or get_engine(get_settings().database_url)
     written = 0
     batch: list[dict[str, Any]] = []
     with engine.begin() as connection:

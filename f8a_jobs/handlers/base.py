@@ -7,7 +7,11 @@ import types
 import typing
 from typing import Any, ClassVar
 
+from sqlalchemy import Engine
+
 from f8a_jobs.errors import InvalidInput
+from f8a_jobs.settings import get_settings
+from f8a_jobs.storage.db import get_engine
 
 
 class BaseHandler:
@@ -20,8 +24,16 @@ class BaseHandler:
 
     name: ClassVar[str | None] = None  # the name jobs use; defaults to the class name
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, engine: Engine | None = None) -> None:
         self.job_id = job_id
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The service database (the scheduler passes its own; else the configured one)."""
+        if self._engine is None:
+            self._engine = get_engine(get_settings().database_url)
+        return self._engine
 
     def execute(self, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.execute")

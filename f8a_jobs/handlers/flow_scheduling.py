@@ -16,7 +16,7 @@ class FlowScheduling(BaseHandler):
     """
 
     def execute(self, flow_name: str, flow_arguments: list[dict[str, Any]]) -> int:
-        return outbox.schedule_flows(self.job_id, self.flows(flow_name, flow_arguments))
+        return outbox.schedule_flows(self.engine, self.job_id, self.flows(flow_name, flow_arguments))
 
     def flows(self, flow_name: str, flow_arguments: list[dict[str, Any]]) -> list[outbox.Flow]:
         return [
@@ -56,7 +56,7 @@ class SelectiveFlowScheduling(FlowScheduling):
             )
             for flow in self.flows(flow_name, flow_arguments)
         ]
-        return outbox.schedule_flows(self.job_id, flows)
+        return outbox.schedule_flows(self.engine, self.job_id, flows)
 
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:

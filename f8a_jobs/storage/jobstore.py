@@ -43,7 +43,7 @@ class JobRowStore(BaseJobStore):
                 "func": RUN_HANDLER,
                 "trigger": build_trigger(row.schedule),
                 "executor": "default",
-                "args": (row.handler, row.job_id),
+                "args": (row.handler, row.job_id, self.engine),
                 "kwargs": row.kwargs,
                 "name": row.job_id,
                 "misfire_grace_time": row.misfire_grace_time,

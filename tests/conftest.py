@@ -1,0 +1,208 @@
+"""Fixtures: a fresh PostgreSQL database per test run, SQLite beside it, and real servers.
+
+Every storage-touching test runs on both backends. Without a reachable PostgreSQL the run stops
+at once with a message saying how to provide one: a skipped backend is not a passed one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from f8a_jobs.handlers import registry
+from f8a_jobs.settings import Settings, use_settings
+from f8a_jobs.storage.db import build_engine
+from f8a_jobs.storage.migrate import migrate
+from f8a_jobs.storage.tables import metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+HOW_TO = (
+    "f8a-jobs tests need a PostgreSQL server they may create databases on. Start one "
+    "(e.g. `docker run -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`) or point "
+    "F8A_JOBS_TEST_DATABASE_URL at one, e.g. "
+    "F8A_JOBS_TEST_DATABASE_URL=postgresql+psycopg2://user:pass@host:5432/postgres make test"
+)
+TEST_SETTINGS = {"F8A_JOBS_HANDLER_MODULES": "tests.handlers", "F8A_JOBS_LEADER_POLL_INTERVAL": "0.5"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    admin_url = os.environ.get("F8A_JOBS_TEST_DATABASE_URL", DEFAULT_ADMIN_URL)
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        pytest.exit(f"PostgreSQL unreachable at {admin_url}: {exc}\n{HOW_TO}", returncode=3)
+    name = f"f8a_jobs_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    config.f8a_admin = admin  # type: ignore[attr-defined]
+    config.f8a_pg_name = name  # type: ignore[attr-defined]
+    config.f8a_pg_url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)  # type: ignore[attr-defined]
+    os.environ.update(TEST_SETTINGS)
+    use_settings(Settings.from_env())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    admin = getattr(config, "f8a_admin", None)
+    if admin is not None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{config.f8a_pg_name}" WITH (FORCE)'))  # type: ignore[attr-defined]
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pytestconfig: pytest.Config) -> str:
+    return str(pytestconfig.f8a_pg_url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = build_engine(pg_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def wipe(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, pytestconfig: pytest.Config) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return str(pytestconfig.f8a_pg_url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def engine(db_url: str, backend: str, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A migrated, empty database of the test's backend."""
+    if backend == "postgresql":
+        engine = request.getfixturevalue("pg_engine")
+        wipe(engine)
+        yield engine
+        return
+    engine = build_engine(db_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry() -> Iterator[None]:
+    registry.handlers.cache_clear()
+    yield
+    registry.handlers.cache_clear()
+
+
+def poll(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Return ``check()``'s first truthy value, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A real ``f8a-jobs serve`` process."""
+
+    def __init__(self, database_url: str, jobs_dir: Path, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api/v1"
+        self.database_url = database_url
+        self.env = {
+            **os.environ,
+            **TEST_SETTINGS,
+            "PYTHONPATH": str(ROOT),
+            "F8A_JOBS_DATABASE_URL": database_url,
+            "F8A_JOBS_DEFAULT_JOBS_DIR": str(jobs_dir),
+            "F8A_JOBS_PORT": str(self.port),
+            **env,
+        }
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def start(self) -> Server:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "f8a_jobs.cli", "serve"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # SIGKILL takes gunicorn and its workers down together
+        )
+        poll(self._ready, timeout=30, interval=0.1)
+        return self
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            return self.client.get("/readiness").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig) if sig == signal.SIGKILL else self.process.send_signal(sig)
+            self.process.wait(timeout=60)
+        self.process = None
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self.client, method)
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def make(database_url: str, jobs_dir: Path | None = None, **env: str) -> Server:
+        empty = tmp_path / "no-default-jobs"
+        empty.mkdir(exist_ok=True)
+        server = Server(database_url, jobs_dir or empty, tmp_path / f"server-{len(servers)}.log", **env)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+        server.client.close()

@@ -1,0 +1,135 @@
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from f8a_jobs import jobs, runs
+from f8a_jobs.flows import outbox
+from f8a_jobs.schedules import utcnow
+from f8a_jobs.scheduler import FiringScheduler
+from f8a_jobs.settings import get_settings
+from f8a_jobs.storage.jobstore import JobRowStore
+from f8a_jobs.storage.tables import jobs as jobs_table
+from tests import handlers as test_handlers
+from tests.conftest import poll
+
+FLOW = {"flow_name": "bayesianFlow", "flow_arguments": [{"name": "a"}, {"name": "b"}]}
+
+
+@pytest.fixture
+def scheduler(engine):
+    firing = FiringScheduler(engine, get_settings())
+    yield firing
+    test_handlers.release.set()
+    firing.stop()
+    test_handlers.release.clear()
+
+
+def add(engine, handler="Noop", kwargs=None, **fields):
+    job = jobs.parse_job({"handler": handler, "kwargs": kwargs or {}, **fields})
+    return jobs.create_job(engine, job)["job_id"]
+
+
+def run_statuses(engine, job_id):
+    return [(run["status"], run["missed_count"]) for run in runs.list_runs(engine, job_id)[0]]
+
+
+def set_next_run(engine, job_id, when):
+    """Stand-in for downtime: the job's next run lies in the past."""
+    with engine.begin() as connection:
+        connection.execute(update(jobs_table).where(jobs_table.c.job_id == job_id).values(next_run_time=when))
+
+
+def test_one_shot_job_fires_once_records_its_run_and_its_flows(engine, scheduler):
+    job_id = add(engine, "FlowScheduling", FLOW)
+    scheduler.start(paused=False)
+    assert poll(lambda: run_statuses(engine, job_id) == [("succeeded", None)])
+    job = jobs.get_job(engine, job_id)
+    assert job["next_run_time"] is None and job["last_run"] is not None
+    flows = poll(lambda: [f for f in outbox.list_flows(engine, job_id, None, 10, 0)[0] if f["status"] == "delivered"])
+    assert sorted(flow["arguments"]["name"] for flow in flows) == ["a", "b"]
+    assert all(flow["arguments"]["job_id"] == job_id for flow in flows)
+
+
+def test_a_failed_run_is_recorded_and_the_schedule_goes_on(engine, scheduler):
+    job_id = add(engine, "Fail", {"message": "boom"}, periodically="1 second")
+    scheduler.start(paused=False)
+    failed = poll(lambda: len(runs.list_failed(engine)[0]) >= 2 and runs.list_failed(engine)[0])
+    assert failed[0]["job_id"] == job_id
+    assert failed[0]["error"] == "RuntimeError: boom"
+    assert "raise RuntimeError(message)" in failed[0]["traceback"]
+    assert failed[0]["kwargs"] == {"message": "boom"} and failed[0]["handler"] == "Fail"
+    assert jobs.get_job(engine, job_id)["next_run_time"] is not None
+
+
+def test_run_beyond_misfire_grace_is_recorded_missed_not_run(engine, scheduler):
+    job_id = add(engine, misfire_grace_time="1 minute")
+    set_next_run(engine, job_id, utcnow() - timedelta(hours=2))
+    scheduler.start(paused=False)
+    assert poll(lambda: run_statuses(engine, job_id) == [("missed", 1)])
+    assert "misfire grace time" in runs.list_runs(engine, job_id)[0][0]["error"]
+
+
+def test_missed_periodic_runs_coalesce_into_one_run(engine, scheduler):
+    job_id = add(engine, periodically="1 minute", misfire_grace_time="1 hour")
+    set_next_run(engine, job_id, utcnow() - timedelta(minutes=30, seconds=5))
+    scheduler.start(paused=False)
+    statuses = poll(lambda: len(run_statuses(engine, job_id)) == 2 and run_statuses(engine, job_id))
+    assert sorted(statuses, key=str) == [("missed", 30), ("succeeded", None)]
+    missed = [run for run in runs.list_runs(engine, job_id)[0] if run["status"] == "missed"][0]
+    assert "coalesced" in missed["error"]
+    assert jobs.get_job(engine, job_id)["next_run_time"] > utcnow().isoformat()
+
+
+def test_runs_beyond_grace_and_within_grace_are_told_apart(engine, scheduler):
+    job_id = add(engine, periodically="10 minutes", misfire_grace_time="35 minutes")
+    set_next_run(engine, job_id, utcnow() - timedelta(minutes=60, seconds=5))
+    scheduler.start(paused=False)
+    statuses = poll(lambda: len(run_statuses(engine, job_id)) == 3 and run_statuses(engine, job_id))
+    assert sorted(statuses, key=str) == [("missed", 3), ("missed", 3), ("succeeded", None)]
+
+
+def test_a_run_due_while_the_previous_one_runs_is_recorded_missed(engine, scheduler):
+    job_id = add(engine, "Block", {"timeout": 30}, periodically="1 second")
+    scheduler.start(paused=False)
+    missed = poll(lambda: [r for r in runs.list_runs(engine, job_id)[0] if r["status"] == "missed"])
+    assert missed[0]["error"] == "the previous run was still running"
+    assert [r["status"] for r in runs.list_runs(engine, job_id)[0]].count("running") == 1
+    test_handlers.release.set()
+    poll(lambda: "succeeded" in [r["status"] for r in runs.list_runs(engine, job_id)[0]])
+
+
+def test_run_now_runs_once_without_touching_the_schedule(engine, scheduler):
+    job_id = add(engine, periodically="1 day", when=(utcnow() + timedelta(days=1)).isoformat())
+    before = jobs.get_job(engine, job_id)["next_run_time"]
+    queued = runs.request_run(engine, job_id)
+    assert queued["status"] == "queued"
+    scheduler.start(paused=False)
+    assert scheduler.run_queued() == 1
+    assert poll(lambda: run_statuses(engine, job_id) == [("succeeded", None)])
+    assert runs.list_runs(engine, job_id)[0][0]["run_id"] == queued["run_id"]
+    assert jobs.get_job(engine, job_id)["next_run_time"] == before
+    assert scheduler.run_queued() == 0
+
+
+def test_paused_scheduler_fires_nothing_until_resumed(engine, scheduler):
+    job_id = add(engine)
+    scheduler.start(paused=True)
+    scheduler.wakeup()
+    assert runs.list_runs(engine, job_id)[1] == 0
+    scheduler.set_paused(False)
+    assert poll(lambda: run_statuses(engine, job_id) == [("succeeded", None)])
+
+
+def test_store_never_overwrites_an_edit_made_during_a_pass(engine):
+    job_id = add(engine, periodically="1 hour")
+    set_next_run(engine, job_id, utcnow() - timedelta(seconds=1))
+    store = JobRowStore(engine)
+    (job,) = store.get_due_jobs(utcnow())
+    jobs.set_job_state(engine, job_id, "paused")  # the API, between fire and flush
+    job.next_run_time = utcnow() + timedelta(hours=1)
+    store.update_job(job)
+    store.flush()
+    with engine.connect() as connection:
+        row = connection.execute(select(jobs_table).where(jobs_table.c.job_id == job_id)).one()
+    assert row.state == "paused" and row.next_run_time is None
