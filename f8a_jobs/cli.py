@@ -10,6 +10,7 @@ from typing import Any
 
 from f8a_jobs import service_state
 from f8a_jobs.default_jobs import load_default_jobs
+from f8a_jobs.errors import ConfigurationError
 from f8a_jobs.settings import Settings, get_settings, use_settings
 from f8a_jobs.storage.db import get_engine
 from f8a_jobs.storage.migrate import migrate
@@ -19,7 +20,11 @@ log = logging.getLogger("f8a_jobs")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ConfigurationError as exc:
+        print(f"f8a-jobs: {exc.detail}", file=sys.stderr)
+        return 2
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one INFO line per job otherwise
     logging.basicConfig(
         level=settings.log_level,

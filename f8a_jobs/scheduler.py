@@ -23,13 +23,14 @@ from f8a_jobs.flows.dispatchers import make_dispatcher
 from f8a_jobs.flows.relay import Relay
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.recorder import RunRecorder
-from f8a_jobs.runs import QUEUED, RUNNING
+from f8a_jobs.runs import FAILED, QUEUED, RUNNING
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
 from f8a_jobs.storage.jobstore import JobRowStore
 from f8a_jobs.storage.tables import job_runs, jobs
 
 log = logging.getLogger(__name__)
+ORPHANED = "the process running it stopped before the run ended (it may have run partly)"
 
 
 def execute_handler(handler: str, job_id: str, engine: Engine, **kwargs: Any) -> Any:
@@ -125,6 +126,7 @@ class FiringScheduler:
         self.relay = Relay(engine, make_dispatcher(settings))
 
     def start(self, paused: bool) -> None:
+        self.fail_orphaned_runs()
         self.recorder.start()
         self.apscheduler.start(paused=paused)
         self.relay.start()
@@ -144,6 +146,15 @@ class FiringScheduler:
         elif not paused and self.apscheduler.state == STATE_PAUSED:
             self.apscheduler.resume()
             log.info("firing resumed")
+
+    def fail_orphaned_runs(self) -> int:
+        """Runs still ``running`` when a process becomes leader belonged to one that died."""
+        with self.engine.begin() as connection:
+            return connection.execute(
+                update(job_runs)
+                .where(job_runs.c.status == RUNNING)
+                .values(status=FAILED, finished_at=utcnow(), error=ORPHANED)
+            ).rowcount
 
     def run_queued(self) -> int:
         """Start the runs asked for with ``POST /jobs/{id}/run``."""

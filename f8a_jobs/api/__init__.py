@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import connexion
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
 from f8a_jobs.api import context, errors
-from f8a_jobs.api.validation import VALIDATORS
+from f8a_jobs.api.validation import VALIDATORS, RejectControlCharacters
 from f8a_jobs.leader import Leadership
 from f8a_jobs.settings import Settings, bundled_path, get_settings, use_settings
 from f8a_jobs.storage.db import get_engine
@@ -43,5 +44,6 @@ def create_app(settings: Settings | None = None, lead: bool = True) -> connexion
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
         validator_map=VALIDATORS,
     )
+    app.add_middleware(RejectControlCharacters, position=MiddlewarePosition.BEFORE_EXCEPTION)
     errors.register(app)
     return app

@@ -14,6 +14,7 @@ from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 from jsonschema import ValidationError
+from starlette.responses import JSONResponse
 
 NAMED_IN_MESSAGE = re.compile(r"'([^']+)' (?:is a required property|was unexpected)")
 
@@ -38,11 +39,13 @@ class NamedParameterValidator(ParameterValidator):
 
 class NamedJSONBodyValidator(JSONRequestBodyValidator):
     async def _parse(self, stream: Any, scope: Any) -> Any:
-        body = b"".join([message async for message in stream]).decode(self._encoding)
-        if not body:
+        raw = b"".join([message async for message in stream])
+        if not raw:
             return None
         try:
-            return json.loads(body)
+            return json.loads(raw.decode(self._encoding))
+        except UnicodeDecodeError:
+            raise BadRequestProblem(detail=f"body: not valid {self._encoding} text") from None
         except json.JSONDecodeError as error:
             raise BadRequestProblem(detail=f"body: not valid JSON: {error}") from None
 
@@ -60,3 +63,31 @@ VALIDATORS = {
     "parameter": NamedParameterValidator,
     "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": NamedJSONBodyValidator}),
 }
+
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class RejectControlCharacters:
+    """ASGI middleware: a path with control characters names nothing here; say so (400).
+
+    Connexion's router does not match such paths and would fail with a 500 instead.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and CONTROL_CHARACTERS.search(scope["path"]):
+            detail = "path: control characters are not allowed in a URL path"
+            body = {
+                "type": "about:blank",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": detail,
+                "error": detail,
+            }
+            response = JSONResponse(body, status_code=400, media_type="application/problem+json")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

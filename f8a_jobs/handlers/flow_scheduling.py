@@ -16,7 +16,9 @@ class FlowScheduling(BaseHandler):
     """
 
     def execute(self, flow_name: str, flow_arguments: list[dict[str, Any]]) -> int:
-        return outbox.schedule_flows(self.engine, self.job_id, self.flows(flow_name, flow_arguments))
+        return outbox.schedule_flows(
+            self.engine, self.job_id, self.flows(flow_name, flow_arguments)
+        )
 
     def flows(self, flow_name: str, flow_arguments: list[dict[str, Any]]) -> list[outbox.Flow]:
         return [

@@ -1,0 +1,40 @@
+# The two commands: `make run` (serve on the embedded SQLite default) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+
+.PHONY: install run test bench lint clean
+
+$(RUNTIME): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || \
+		{ echo "f8a-jobs needs Python 3.11 or newer (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(DEV): $(RUNTIME) requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(RUNTIME)
+
+run: $(RUNTIME)
+	$(BIN)/f8a-jobs serve
+
+test: $(DEV)
+	$(BIN)/python -m pytest
+
+bench: $(DEV)
+	$(BIN)/python -m bench
+
+lint: $(DEV)
+	$(BIN)/ruff check f8a_jobs tests bench
+	$(BIN)/ruff format --check f8a_jobs
+	$(BIN)/mypy f8a_jobs
+
+clean:
+	rm -rf $(VENV) f8a_jobs.db f8a_jobs.db-* f8a_jobs.db.*.lock

@@ -1,0 +1,184 @@
+"""The API end to end: a real ``f8a-jobs serve`` process, spoken to over HTTP."""
+
+from datetime import timedelta
+
+import pytest
+
+from f8a_jobs.schedules import utcnow
+from tests.conftest import Server, poll, wipe
+from f8a_jobs.storage.db import build_engine
+from f8a_jobs.storage.migrate import migrate
+
+README_FLOWS = {
+    "flow_arguments": [
+        {"ecosystem": "npm", "force": True, "name": "serve-static", "version": "1.7.1"},
+        {"ecosystem": "maven", "force": True, "name": "net.iharder:base64", "version": "2.3.9"},
+    ],
+    "flow_name": "bayesianFlow",
+}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(request, tmp_path_factory, pytestconfig):
+    tmp = tmp_path_factory.mktemp(f"api-{request.param}")
+    url = f"sqlite:///{tmp / 'jobs.db'}" if request.param == "sqlite" else pytestconfig.f8a_pg_url
+    engine = build_engine(url)
+    migrate(engine)
+    wipe(engine)
+    (tmp / "defaults").mkdir()
+    server = Server(url, tmp / "defaults", tmp / "server.log", F8A_JOBS_WORKERS="1").start()
+    server.engine = engine
+    yield server
+    server.stop()
+    engine.dispose()
+
+
+@pytest.fixture
+def client(api):
+    wipe(api.engine)
+    api.put("/service/state", params={"state": "running"})
+    return api
+
+
+def runs_of(client, job_id):
+    return client.get(f"/jobs/{job_id}/runs").json()["runs"]
+
+
+def assert_problem(response, status, field):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["detail"].startswith(f"{field}:"), body
+    return body
+
+
+def test_probes(client):
+    assert client.get("/liveness").json() == {"alive": True}
+    assert client.get("/readiness").json() == {"ready": True}
+
+
+def test_swagger_ui_and_spec_are_served(client):
+    ui = client.get("/ui/")
+    assert ui.status_code == 200 and "swagger" in ui.text.lower()
+    spec = client.get("/openapi.json").json()
+    assert "/jobs/flow-scheduling" in spec["paths"]
+
+
+def test_readme_curl_example_dispatches_two_flows(client):
+    created = client.post("/jobs/flow-scheduling", params={"state": "running"}, json=README_FLOWS)
+    assert created.status_code == 201, created.text
+    job = created.json()["job"]
+    assert job["handler"] == "FlowScheduling" and job["periodically"] is None
+    flows = poll(lambda: len(flows_of(client, job["job_id"])) == 2 and flows_of(client, job["job_id"]))
+    assert sorted(f["arguments"]["name"] for f in flows) == ["net.iharder:base64", "serve-static"]
+    assert {f["arguments"]["job_id"] for f in flows} == {job["job_id"]}
+    assert poll(lambda: [r["status"] for r in runs_of(client, job["job_id"])] == ["succeeded"])
+
+
+def flows_of(client, job_id):
+    flows = client.get("/flows", params={"job_id": job_id}).json()["flows"]
+    return [flow for flow in flows if flow["status"] == "delivered"]
+
+
+def test_selective_flow_scheduling_carries_the_task_names(client):
+    body = {**README_FLOWS, "task_names": ["github_details"], "run_subsequent": True}
+    for path in ("/jobs/selective-flow-scheduling", "/jobs/flow-scheduling"):
+        job = client.post(path, json=body).json()["job"]
+        assert job["handler"] == "SelectiveFlowScheduling"
+        flows = poll(lambda job=job: len(flows_of(client, job["job_id"])) == 2 and flows_of(client, job["job_id"]))
+        assert all(f["task_names"] == ["github_details"] and f["run_subsequent"] for f in flows)
+
+
+def test_generic_post_get_list_pause_resume_delete(client):
+    when = (utcnow() + timedelta(hours=1)).replace(microsecond=0).isoformat()
+    body = {"job_id": "weekly", "handler": "Noop", "when": when, "periodically": "1 week",
+            "misfire_grace_time": "1 hour"}
+    job = client.post("/jobs", json=body).json()["job"]
+    assert job["next_run_time"] == when and job["misfire_grace_time"] == 3600
+    assert client.get("/jobs/weekly").json()["job"] == job
+    listing = client.get("/jobs").json()
+    assert listing["total"] == 1 and listing["jobs_count"] == 1 and listing["jobs"][0]["job_id"] == "weekly"
+    paused = client.put("/jobs/weekly", params={"state": "paused"}).json()["job"]
+    assert paused["state"] == "paused" and paused["next_run_time"] is None
+    assert client.get("/jobs", params={"state": "paused"}).json()["total"] == 1
+    resumed = client.put("/jobs/weekly", params={"state": "running"}).json()["job"]
+    assert resumed["next_run_time"] == when
+    assert client.delete("/jobs/weekly").json() == {"job_id": "weekly", "deleted": True}
+    assert client.get("/jobs/weekly").status_code == 404
+
+
+def test_listing_is_paged(client):
+    for number in range(12):
+        assert client.post("/jobs", json={"job_id": f"j{number:02}", "handler": "Noop", "state": "paused"}).status_code == 201
+    page = client.get("/jobs", params={"limit": 5, "offset": 10}).json()
+    assert [job["job_id"] for job in page["jobs"]] == ["j10", "j11"]
+    assert page["total"] == 12 and page["jobs_count"] == 2
+
+
+def test_run_now_and_run_history(client):
+    client.post("/jobs", json={"job_id": "later", "handler": "Noop", "periodically": "1 day",
+                               "when": (utcnow() + timedelta(days=1)).isoformat()})
+    before = client.get("/jobs/later").json()["job"]["next_run_time"]
+    queued = client.post("/jobs/later/run")
+    assert queued.status_code == 202 and queued.json()["run"]["status"] == "queued"
+    assert poll(lambda: [r["status"] for r in runs_of(client, "later")] == ["succeeded"])
+    assert client.get("/jobs/later").json()["job"]["next_run_time"] == before
+
+
+def test_failed_runs_are_listed_with_traceback_and_cleaned(client):
+    client.post("/jobs", json={"job_id": "boom", "handler": "Fail", "kwargs": {"message": "kaput"}})
+    failed = poll(lambda: client.get("/jobs", params={"job_type": "failed"}).json()["jobs"])
+    assert failed[0]["job_id"] == "boom" and failed[0]["error"] == "RuntimeError: kaput"
+    assert failed[0]["kwargs"] == {"message": "kaput"} and "RuntimeError" in failed[0]["traceback"]
+    assert client.delete("/jobs/clean-failed").json() == {"removed": 1}
+    assert client.get("/jobs", params={"job_type": "failed"}).json()["total"] == 0
+
+
+def test_service_pause_stops_firing_until_resumed(client):
+    assert client.get("/service/state").json() == {"state": "running", "scheduler": "leader"}
+    assert client.put("/service/state", params={"state": "paused"}).json()["state"] == "paused"
+    client.post("/jobs", json={"job_id": "held", "handler": "Noop"})
+    client.post("/jobs", json={"job_id": "probe", "handler": "Noop", "state": "paused"})
+    client.post("/jobs/probe/run")  # a run-now still runs: it shows the leader saw the change
+    poll(lambda: [r["status"] for r in runs_of(client, "probe")] == ["succeeded"])
+    assert runs_of(client, "held") == []
+    client.put("/service/state", params={"state": "running"})
+    assert poll(lambda: [r["status"] for r in runs_of(client, "held")] == ["succeeded"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"handler": "Nope"}, "handler"),
+        ({"kwargs": {}}, "body.handler"),
+        ({"handler": "FlowScheduling", "kwargs": {"flow_name": "f"}}, "kwargs"),
+        ({"handler": "FlowScheduling", "kwargs": {"flow_name": "f", "flow_arguments": "x"}}, "kwargs.flow_arguments"),
+        ({"handler": "Noop", "when": "someday"}, "when"),
+        ({"handler": "Noop", "when": "2001-02-03T04:05:06Z"}, "when"),
+        ({"handler": "Noop", "periodically": "every so often"}, "periodically"),
+        ({"handler": "Noop", "cron": "* * *"}, "cron"),
+        ({"handler": "Noop", "state": "pending"}, "body.state"),
+        ({"handler": "Noop", "colour": "red"}, "body.colour"),
+        ({"handler": "Noop", "misfire_grace_time": "-1"}, "misfire_grace_time"),
+    ],
+)
+def test_bad_jobs_get_400_naming_the_field_and_store_nothing(client, body, field):
+    assert_problem(client.post("/jobs", json=body), 400, field)
+    assert client.get("/jobs").json()["total"] == 0
+
+
+def test_malformed_requests_get_400(client):
+    response = client.post("/jobs", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert_problem(response, 400, "body")
+    assert_problem(client.get("/jobs", params={"state": "bogus"}), 400, "state")
+    assert_problem(client.get("/jobs", params={"limit": 0}), 400, "limit")
+    assert_problem(client.put("/service/state", params={"state": "sleepy"}), 400, "state")
+    assert_problem(client.post("/jobs/flow-scheduling", params={"periodically": "never"}, json=README_FLOWS), 400, "periodically")
+
+
+def test_unknown_ids_get_404_and_duplicates_409(client):
+    for method, path in [("GET", "/jobs/nope"), ("PUT", "/jobs/nope?state=paused"), ("DELETE", "/jobs/nope"),
+                         ("POST", "/jobs/nope/run"), ("GET", "/jobs/nope/runs")]:
+        assert_problem(client.request(method, path), 404, "job_id")
+    assert client.post("/jobs", json={"job_id": "twin", "handler": "Noop"}).status_code == 201
+    body = assert_problem(client.post("/jobs", json={"job_id": "twin", "handler": "Noop"}), 409, "job_id")
+    assert "twin" in body["detail"]

@@ -1,0 +1,45 @@
+"""No Docker engine or cluster runs here: check the deployment files parse and point at real things."""
+
+import re
+
+import yaml
+
+from tests.conftest import ROOT
+
+
+def dockerfile_instructions():
+    lines = (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    return [line.split(None, 1) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_dockerfile_copies_files_that_exist_and_runs_the_console_script_as_non_root():
+    instructions = dockerfile_instructions()
+    keywords = [keyword for keyword, _ in instructions]
+    assert keywords[0] == "FROM" and set(keywords) <= {"FROM", "ENV", "WORKDIR", "COPY", "RUN", "USER", "EXPOSE", "ENTRYPOINT", "CMD"}
+    for keyword, argument in instructions:
+        if keyword == "COPY":
+            *sources, _ = argument.split()
+            for source in sources:
+                assert (ROOT / source).exists(), source
+    user = [argument for keyword, argument in instructions if keyword == "USER"]
+    assert user and user[-1] not in ("root", "0")
+    assert ["ENTRYPOINT", '["f8a-jobs"]'] in instructions
+    assert "f8a-jobs = \"f8a_jobs.cli:main\"" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_openshift_template_wires_the_secret_probes_and_port():
+    template = yaml.safe_load((ROOT / "openshift" / "template.yaml").read_text())
+    assert template["kind"] == "Template"
+    parameters = {parameter["name"] for parameter in template["parameters"]}
+    deployment = next(obj for obj in template["objects"] if obj["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["F8A_JOBS_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "${DATABASE_SECRET}"
+    spec = yaml.safe_load((ROOT / "swagger.yaml").read_text())
+    base = spec["servers"][0]["url"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        assert path.startswith(base) and path[len(base):] in spec["paths"]
+    used = set(re.findall(r"\$\{\{?(\w+)\}?\}", (ROOT / "openshift" / "template.yaml").read_text()))
+    assert used <= parameters
+    assert container["ports"][0]["containerPort"] == 34000

@@ -1,0 +1,56 @@
+"""Two ``f8a-jobs serve`` processes (two gunicorn workers each) on one PostgreSQL."""
+
+import signal
+import time
+
+from sqlalchemy import func, select
+
+from f8a_jobs.storage.tables import job_runs
+from tests.conftest import poll, wipe
+
+
+def run_counts(engine):
+    """Runs per (job, scheduled time): exactly-once means every count is 1."""
+    query = select(job_runs.c.job_id, job_runs.c.scheduled_for, func.count()).group_by(
+        job_runs.c.job_id, job_runs.c.scheduled_for
+    ).where(job_runs.c.status != "missed")
+    with engine.connect() as connection:
+        return connection.execute(query).all()
+
+
+def test_each_due_run_fires_once_and_a_standby_takes_over(pg_url, pg_engine, server_factory):
+    wipe(pg_engine)
+    first = server_factory(pg_url, F8A_JOBS_WORKERS="2").start()
+    second = server_factory(pg_url, F8A_JOBS_WORKERS="2").start()
+
+    for number in range(300):
+        assert second.post("/jobs", json={"job_id": f"once-{number:03}", "handler": "Noop"}).status_code == 201
+    for number in range(5):
+        second.post("/jobs", json={"job_id": f"tick-{number}", "handler": "Noop", "periodically": "1 second"})
+
+    def one_shot_runs():
+        return [row for row in run_counts(pg_engine) if row.job_id.startswith("once-")]
+
+    poll(lambda: len(one_shot_runs()) == 300, timeout=30)
+    poll(lambda: len([r for r in run_counts(pg_engine) if r.job_id == "tick-0"]) >= 3, timeout=30)
+    assert {row[2] for row in run_counts(pg_engine)} == {1}, "a due run fired more than once"
+
+    # Find the process group that fires, and kill it without warning.
+    holder = poll(lambda: next((s for s in (first, second) if "leader" in workers_roles(s)), None))
+    standby = second if holder is first else first
+    holder.stop(signal.SIGKILL)
+    started = time.monotonic()
+    poll(lambda: "leader" in workers_roles(standby), timeout=10)
+    takeover = time.monotonic() - started
+    assert takeover < 10
+
+    standby.post("/jobs", json={"job_id": "after-failover", "handler": "Noop"})
+    poll(lambda: [r["status"] for r in standby.get("/jobs/after-failover/runs").json()["runs"]] == ["succeeded"])
+
+
+def workers_roles(server, asks=12):
+    """The roles the server's workers report (each new connection lands on one of them)."""
+    return {
+        server.get("/service/state", headers={"Connection": "close"}).json()["scheduler"]
+        for _ in range(asks)
+    }
