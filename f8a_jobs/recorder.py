@@ -1,7 +1,8 @@
 """Records every run in ``job_runs``, batching writes so firing is not one commit per run.
 
-A run is recorded ``running`` when it starts and ``succeeded``/``failed`` when it ends; a run
-that starts and ends between two flushes is written once, with its final status.
+A run is recorded ``running`` when it starts and ``succeeded``/``failed`` when it ends. A run
+younger than one flush interval is held back one flush, so the many short runs are written
+once, with their final status; a long run shows up as ``running`` within two intervals.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import logging
 import threading
 import traceback
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, bindparam, update
 
 from f8a_jobs.runs import FAILED, MISSED, RUNNING, SUCCEEDED, new_run_id
 from f8a_jobs.schedules import utcnow
+from f8a_jobs.storage.bulk import insert_rows
 from f8a_jobs.storage.tables import job_runs
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ class RunRecorder:
         with self._lock:
             self._open[row["run_id"]] = row
             (self._updates if run_id else self._inserts)[row["run_id"]] = row
-        self._wake.set()
+        self._nudge()
         return str(row["run_id"])
 
     def succeeded(self, run_id: str) -> None:
@@ -93,7 +95,7 @@ class RunRecorder:
             row.update(values, finished_at=utcnow())
             if run_id not in self._inserts:
                 self._updates[run_id] = row
-        self._wake.set()
+        self._nudge()
 
     def missed(self, job_id: str, scheduled: Sequence[datetime], reason: str) -> None:
         """One ``missed`` row standing for ``len(scheduled)`` runs that will not happen."""
@@ -110,7 +112,11 @@ class RunRecorder:
         log.warning("job %s: %s", job_id, reason)
         with self._lock:
             self._inserts[row["run_id"]] = row
-        self._wake.set()
+        self._nudge()
+
+    def _nudge(self) -> None:
+        if not self._wake.is_set():  # setting an Event takes a lock: skip it when set already
+            self._wake.set()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -118,16 +124,25 @@ class RunRecorder:
             self._stopping.wait(self.interval)  # let a burst of records gather into one batch
             self._wake.clear()
             try:
-                self.flush()
+                self.flush(held_back=timedelta(seconds=self.interval))
             except Exception:
                 log.exception("recording runs failed; retrying")
                 self._stopping.wait(1.0)
+            if self._inserts:
+                self._wake.set()  # young runs were held back: look again next interval
 
-    def flush(self) -> None:
+    def flush(self, held_back: timedelta = timedelta(0)) -> None:
+        """Write what was recorded, but runs that started less than ``held_back`` ago."""
+        cutoff = utcnow() - held_back
         with self._lock:
-            inserts = [dict(row) for row in self._inserts.values()]
+            ready = [
+                run_id
+                for run_id, row in self._inserts.items()
+                if row["status"] != RUNNING or row["started_at"] <= cutoff
+            ]
+            inserts = [dict(self._inserts.pop(run_id)) for run_id in ready]
             updates = [dict(row) for row in self._updates.values()]
-            self._inserts, self._updates = {}, {}
+            self._updates = {}
         if not inserts and not updates:
             return
         try:
@@ -138,8 +153,7 @@ class RunRecorder:
 
     def _write(self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
         with self.engine.begin() as connection:
-            if inserts:
-                connection.execute(insert(job_runs), inserts)
+            insert_rows(connection, job_runs, inserts)
             if updates:
                 statement = (
                     update(job_runs)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, MISSED = "queued", "running", "succeeded", "
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits: time first, so ids of a job's runs sort roughly by start."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
 def list_runs(

@@ -132,6 +132,8 @@ class FiringScheduler:
         self.relay.start()
 
     def stop(self) -> None:
+        """Finish the runs in progress; what is due but not started stays due in the database."""
+        self.store.close()
         self.apscheduler.shutdown(wait=True)
         self.recorder.stop()
         self.relay.stop()

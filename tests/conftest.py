@@ -36,7 +36,10 @@ HOW_TO = (
     "F8A_JOBS_TEST_DATABASE_URL at one, e.g. "
     "F8A_JOBS_TEST_DATABASE_URL=postgresql+psycopg2://user:pass@host:5432/postgres make test"
 )
-TEST_SETTINGS = {"F8A_JOBS_HANDLER_MODULES": "tests.handlers", "F8A_JOBS_LEADER_POLL_INTERVAL": "0.5"}
+TEST_SETTINGS = {
+    "F8A_JOBS_HANDLER_MODULES": "tests.handlers",
+    "F8A_JOBS_LEADER_POLL_INTERVAL": "0.5",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -183,7 +186,9 @@ class Server:
         if self.process is None:
             return
         if self.process.poll() is None:
-            os.killpg(self.process.pid, sig) if sig == signal.SIGKILL else self.process.send_signal(sig)
+            os.killpg(self.process.pid, sig) if sig == signal.SIGKILL else self.process.send_signal(
+                sig
+            )
             self.process.wait(timeout=60)
         self.process = None
 
@@ -198,7 +203,9 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     def make(database_url: str, jobs_dir: Path | None = None, **env: str) -> Server:
         empty = tmp_path / "no-default-jobs"
         empty.mkdir(exist_ok=True)
-        server = Server(database_url, jobs_dir or empty, tmp_path / f"server-{len(servers)}.log", **env)
+        server = Server(
+            database_url, jobs_dir or empty, tmp_path / f"server-{len(servers)}.log", **env
+        )
         servers.append(server)
         return server
 

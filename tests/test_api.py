@@ -68,7 +68,9 @@ def test_readme_curl_example_dispatches_two_flows(client):
     assert created.status_code == 201, created.text
     job = created.json()["job"]
     assert job["handler"] == "FlowScheduling" and job["periodically"] is None
-    flows = poll(lambda: len(flows_of(client, job["job_id"])) == 2 and flows_of(client, job["job_id"]))
+    flows = poll(
+        lambda: len(flows_of(client, job["job_id"])) == 2 and flows_of(client, job["job_id"])
+    )
     assert sorted(f["arguments"]["name"] for f in flows) == ["net.iharder:base64", "serve-static"]
     assert {f["arguments"]["job_id"] for f in flows} == {job["job_id"]}
     assert poll(lambda: [r["status"] for r in runs_of(client, job["job_id"])] == ["succeeded"])
@@ -84,19 +86,32 @@ def test_selective_flow_scheduling_carries_the_task_names(client):
     for path in ("/jobs/selective-flow-scheduling", "/jobs/flow-scheduling"):
         job = client.post(path, json=body).json()["job"]
         assert job["handler"] == "SelectiveFlowScheduling"
-        flows = poll(lambda job=job: len(flows_of(client, job["job_id"])) == 2 and flows_of(client, job["job_id"]))
+        flows = poll(
+            lambda job=job: (
+                len(flows_of(client, job["job_id"])) == 2 and flows_of(client, job["job_id"])
+            )
+        )
         assert all(f["task_names"] == ["github_details"] and f["run_subsequent"] for f in flows)
 
 
 def test_generic_post_get_list_pause_resume_delete(client):
     when = (utcnow() + timedelta(hours=1)).replace(microsecond=0).isoformat()
-    body = {"job_id": "weekly", "handler": "Noop", "when": when, "periodically": "1 week",
-            "misfire_grace_time": "1 hour"}
+    body = {
+        "job_id": "weekly",
+        "handler": "Noop",
+        "when": when,
+        "periodically": "1 week",
+        "misfire_grace_time": "1 hour",
+    }
     job = client.post("/jobs", json=body).json()["job"]
     assert job["next_run_time"] == when and job["misfire_grace_time"] == 3600
     assert client.get("/jobs/weekly").json()["job"] == job
     listing = client.get("/jobs").json()
-    assert listing["total"] == 1 and listing["jobs_count"] == 1 and listing["jobs"][0]["job_id"] == "weekly"
+    assert (
+        listing["total"] == 1
+        and listing["jobs_count"] == 1
+        and listing["jobs"][0]["job_id"] == "weekly"
+    )
     paused = client.put("/jobs/weekly", params={"state": "paused"}).json()["job"]
     assert paused["state"] == "paused" and paused["next_run_time"] is None
     assert client.get("/jobs", params={"state": "paused"}).json()["total"] == 1
@@ -108,15 +123,27 @@ def test_generic_post_get_list_pause_resume_delete(client):
 
 def test_listing_is_paged(client):
     for number in range(12):
-        assert client.post("/jobs", json={"job_id": f"j{number:02}", "handler": "Noop", "state": "paused"}).status_code == 201
+        assert (
+            client.post(
+                "/jobs", json={"job_id": f"j{number:02}", "handler": "Noop", "state": "paused"}
+            ).status_code
+            == 201
+        )
     page = client.get("/jobs", params={"limit": 5, "offset": 10}).json()
     assert [job["job_id"] for job in page["jobs"]] == ["j10", "j11"]
     assert page["total"] == 12 and page["jobs_count"] == 2
 
 
 def test_run_now_and_run_history(client):
-    client.post("/jobs", json={"job_id": "later", "handler": "Noop", "periodically": "1 day",
-                               "when": (utcnow() + timedelta(days=1)).isoformat()})
+    client.post(
+        "/jobs",
+        json={
+            "job_id": "later",
+            "handler": "Noop",
+            "periodically": "1 day",
+            "when": (utcnow() + timedelta(days=1)).isoformat(),
+        },
+    )
     before = client.get("/jobs/later").json()["job"]["next_run_time"]
     queued = client.post("/jobs/later/run")
     assert queued.status_code == 202 and queued.json()["run"]["status"] == "queued"
@@ -151,7 +178,10 @@ def test_service_pause_stops_firing_until_resumed(client):
         ({"handler": "Nope"}, "handler"),
         ({"kwargs": {}}, "body.handler"),
         ({"handler": "FlowScheduling", "kwargs": {"flow_name": "f"}}, "kwargs"),
-        ({"handler": "FlowScheduling", "kwargs": {"flow_name": "f", "flow_arguments": "x"}}, "kwargs.flow_arguments"),
+        (
+            {"handler": "FlowScheduling", "kwargs": {"flow_name": "f", "flow_arguments": "x"}},
+            "kwargs.flow_arguments",
+        ),
         ({"handler": "Noop", "when": "someday"}, "when"),
         ({"handler": "Noop", "when": "2001-02-03T04:05:06Z"}, "when"),
         ({"handler": "Noop", "periodically": "every so often"}, "periodically"),
@@ -167,18 +197,31 @@ def test_bad_jobs_get_400_naming_the_field_and_store_nothing(client, body, field
 
 
 def test_malformed_requests_get_400(client):
-    response = client.post("/jobs", content=b"{not json", headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/jobs", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert_problem(response, 400, "body")
     assert_problem(client.get("/jobs", params={"state": "bogus"}), 400, "state")
     assert_problem(client.get("/jobs", params={"limit": 0}), 400, "limit")
     assert_problem(client.put("/service/state", params={"state": "sleepy"}), 400, "state")
-    assert_problem(client.post("/jobs/flow-scheduling", params={"periodically": "never"}, json=README_FLOWS), 400, "periodically")
+    assert_problem(
+        client.post("/jobs/flow-scheduling", params={"periodically": "never"}, json=README_FLOWS),
+        400,
+        "periodically",
+    )
 
 
 def test_unknown_ids_get_404_and_duplicates_409(client):
-    for method, path in [("GET", "/jobs/nope"), ("PUT", "/jobs/nope?state=paused"), ("DELETE", "/jobs/nope"),
-                         ("POST", "/jobs/nope/run"), ("GET", "/jobs/nope/runs")]:
+    for method, path in [
+        ("GET", "/jobs/nope"),
+        ("PUT", "/jobs/nope?state=paused"),
+        ("DELETE", "/jobs/nope"),
+        ("POST", "/jobs/nope/run"),
+        ("GET", "/jobs/nope/runs"),
+    ]:
         assert_problem(client.request(method, path), 404, "job_id")
     assert client.post("/jobs", json={"job_id": "twin", "handler": "Noop"}).status_code == 201
-    body = assert_problem(client.post("/jobs", json={"job_id": "twin", "handler": "Noop"}), 409, "job_id")
+    body = assert_problem(
+        client.post("/jobs", json={"job_id": "twin", "handler": "Noop"}), 409, "job_id"
+    )
     assert "twin" in body["detail"]

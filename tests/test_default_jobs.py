@@ -53,7 +53,11 @@ def test_a_changed_file_updates_its_job(engine, tmp_path):
 
 def test_bad_files_are_reported_by_name_and_key_and_skipped(engine, tmp_path):
     write(tmp_path, "good.yml", JOB)
-    write(tmp_path, "no-handler.yaml", {k: v for k, v in JOB.items() if k != "handler"} | {"job_id": "x"})
+    write(
+        tmp_path,
+        "no-handler.yaml",
+        {k: v for k, v in JOB.items() if k != "handler"} | {"job_id": "x"},
+    )
     write(tmp_path, "bad-period.yaml", {**JOB, "job_id": "y", "periodically": "sometimes"})
     write(tmp_path, "typo.yaml", {**JOB, "job_id": "z", "perodically": "1 day"})
     write(tmp_path, "broken.yaml", "job_id: [unclosed")

@@ -15,7 +15,17 @@ def dockerfile_instructions():
 def test_dockerfile_copies_files_that_exist_and_runs_the_console_script_as_non_root():
     instructions = dockerfile_instructions()
     keywords = [keyword for keyword, _ in instructions]
-    assert keywords[0] == "FROM" and set(keywords) <= {"FROM", "ENV", "WORKDIR", "COPY", "RUN", "USER", "EXPOSE", "ENTRYPOINT", "CMD"}
+    assert keywords[0] == "FROM" and set(keywords) <= {
+        "FROM",
+        "ENV",
+        "WORKDIR",
+        "COPY",
+        "RUN",
+        "USER",
+        "EXPOSE",
+        "ENTRYPOINT",
+        "CMD",
+    }
     for keyword, argument in instructions:
         if keyword == "COPY":
             *sources, _ = argument.split()
@@ -24,7 +34,7 @@ def test_dockerfile_copies_files_that_exist_and_runs_the_console_script_as_non_r
     user = [argument for keyword, argument in instructions if keyword == "USER"]
     assert user and user[-1] not in ("root", "0")
     assert ["ENTRYPOINT", '["f8a-jobs"]'] in instructions
-    assert "f8a-jobs = \"f8a_jobs.cli:main\"" in (ROOT / "pyproject.toml").read_text()
+    assert 'f8a-jobs = "f8a_jobs.cli:main"' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_openshift_template_wires_the_secret_probes_and_port():
@@ -39,7 +49,7 @@ def test_openshift_template_wires_the_secret_probes_and_port():
     base = spec["servers"][0]["url"]
     for probe in ("livenessProbe", "readinessProbe"):
         path = container[probe]["httpGet"]["path"]
-        assert path.startswith(base) and path[len(base):] in spec["paths"]
+        assert path.startswith(base) and path[len(base) :] in spec["paths"]
     used = set(re.findall(r"\$\{\{?(\w+)\}?\}", (ROOT / "openshift" / "template.yaml").read_text()))
     assert used <= parameters
     assert container["ports"][0]["containerPort"] == 34000

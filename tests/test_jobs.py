@@ -12,7 +12,9 @@ FLOW = {"flow_name": "bayesianFlow", "flow_arguments": [{"name": "serve-static"}
 
 
 def create(engine, **fields):
-    return jobs.create_job(engine, jobs.parse_job({"handler": "FlowScheduling", "kwargs": FLOW, **fields}))
+    return jobs.create_job(
+        engine, jobs.parse_job({"handler": "FlowScheduling", "kwargs": FLOW, **fields})
+    )
 
 
 def test_created_job_is_stored_as_json_and_due_at_when(engine):
@@ -97,13 +99,31 @@ def test_failed_runs_are_listed_and_cleaned(engine):
         connection.execute(
             insert(job_runs),
             [
-                {**row, "run_id": "a", "status": "failed", "error": "RuntimeError: x", "traceback": "tb", "finished_at": now},
-                {**row, "run_id": "b", "status": "succeeded", "error": None, "traceback": None, "finished_at": now},
+                {
+                    **row,
+                    "run_id": "a",
+                    "status": "failed",
+                    "error": "RuntimeError: x",
+                    "traceback": "tb",
+                    "finished_at": now,
+                },
+                {
+                    **row,
+                    "run_id": "b",
+                    "status": "succeeded",
+                    "error": None,
+                    "traceback": None,
+                    "finished_at": now,
+                },
             ],
         )
     failed, total = runs.list_failed(engine)
     assert total == 1
-    assert failed[0]["error"] == "RuntimeError: x" and failed[0]["kwargs"] == FLOW and failed[0]["traceback"] == "tb"
+    assert (
+        failed[0]["error"] == "RuntimeError: x"
+        and failed[0]["kwargs"] == FLOW
+        and failed[0]["traceback"] == "tb"
+    )
     assert runs.clean_failed(engine) == 1
     assert runs.list_failed(engine)[1] == 0
     assert runs.list_runs(engine, "f")[1] == 1

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -37,7 +37,9 @@ def run_statuses(engine, job_id):
 def set_next_run(engine, job_id, when):
     """Stand-in for downtime: the job's next run lies in the past."""
     with engine.begin() as connection:
-        connection.execute(update(jobs_table).where(jobs_table.c.job_id == job_id).values(next_run_time=when))
+        connection.execute(
+            update(jobs_table).where(jobs_table.c.job_id == job_id).values(next_run_time=when)
+        )
 
 
 def test_one_shot_job_fires_once_records_its_run_and_its_flows(engine, scheduler):
@@ -46,7 +48,13 @@ def test_one_shot_job_fires_once_records_its_run_and_its_flows(engine, scheduler
     assert poll(lambda: run_statuses(engine, job_id) == [("succeeded", None)])
     job = jobs.get_job(engine, job_id)
     assert job["next_run_time"] is None and job["last_run"] is not None
-    flows = poll(lambda: [f for f in outbox.list_flows(engine, job_id, None, 10, 0)[0] if f["status"] == "delivered"])
+    flows = poll(
+        lambda: [
+            f
+            for f in outbox.list_flows(engine, job_id, None, 10, 0)[0]
+            if f["status"] == "delivered"
+        ]
+    )
     assert sorted(flow["arguments"]["name"] for flow in flows) == ["a", "b"]
     assert all(flow["arguments"]["job_id"] == job_id for flow in flows)
 
@@ -133,3 +141,13 @@ def test_store_never_overwrites_an_edit_made_during_a_pass(engine):
     with engine.connect() as connection:
         row = connection.execute(select(jobs_table).where(jobs_table.c.job_id == job_id)).one()
     assert row.state == "paused" and row.next_run_time is None
+
+
+def test_stopping_never_advances_a_job_it_did_not_run(engine, scheduler):
+    job_id = add(engine, periodically="1 hour")
+    due = jobs.get_job(engine, job_id)["next_run_time"]
+    scheduler.start(paused=True)  # the job is due, but nothing fires
+    scheduler.stop()
+    scheduler.stop = lambda: None  # already stopped: the fixture must not stop it again
+    assert runs.list_runs(engine, job_id)[1] == 0
+    assert jobs.get_job(engine, job_id)["next_run_time"] == due  # still due for the next leader

@@ -18,13 +18,22 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("1 week", 604800), ("5:00:00", 18000), ("90 seconds", 90), ("1 hour", 3600), ("3600", 3600), (45, 45)],
+    [
+        ("1 week", 604800),
+        ("5:00:00", 18000),
+        ("90 seconds", 90),
+        ("1 hour", 3600),
+        ("3600", 3600),
+        (45, 45),
+    ],
 )
 def test_durations_in_the_original_forms(text, seconds):
     assert parse_duration(text, "periodically") == seconds
 
 
-@pytest.mark.parametrize("bad", ["1 fortnight", "", "0 seconds", -5, True, None, [], "9999999999 weeks"])
+@pytest.mark.parametrize(
+    "bad", ["1 fortnight", "", "0 seconds", -5, True, None, [], "9999999999 weeks"]
+)
 def test_bad_durations_name_the_field(bad):
     with pytest.raises(InvalidInput) as caught:
         parse_duration(bad, "periodically")
@@ -45,7 +54,11 @@ def test_one_shot_job_runs_at_when():
     spec = parse_schedule(when="2030-01-01T00:00:00Z", now=NOW)
     assert spec == {"version": 1, "type": "date", "run_date": "2030-01-01T00:00:00+00:00"}
     assert first_run_time(spec) == datetime(2030, 1, 1, tzinfo=UTC)
-    assert describe(spec) == {"when": "2030-01-01T00:00:00+00:00", "periodically": None, "cron": None}
+    assert describe(spec) == {
+        "when": "2030-01-01T00:00:00+00:00",
+        "periodically": None,
+        "cron": None,
+    }
 
 
 def test_periodic_job_runs_first_at_when_then_every_period():
@@ -70,7 +83,9 @@ def test_resumed_one_shot_that_ran_does_not_run_again():
 
 def test_resumed_periodic_job_continues_from_now_on():
     spec = parse_schedule(periodically="1 hour", now=NOW)
-    assert next_run_time(spec, NOW + timedelta(minutes=90), already_ran=True) == NOW + timedelta(hours=2)
+    assert next_run_time(spec, NOW + timedelta(minutes=90), already_ran=True) == NOW + timedelta(
+        hours=2
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,9 @@ def test_migrations_create_exactly_the_declared_tables(engine):
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), metadata)
     assert diff == []
-    assert {"jobs", "job_runs", "flow_outbox", "service_state"} <= set(inspect(engine).get_table_names())
+    assert {"jobs", "job_runs", "flow_outbox", "service_state"} <= set(
+        inspect(engine).get_table_names()
+    )
 
 
 def test_migrating_twice_changes_nothing(engine):

@@ -11,9 +11,11 @@ from tests.conftest import poll, wipe
 
 def run_counts(engine):
     """Runs per (job, scheduled time): exactly-once means every count is 1."""
-    query = select(job_runs.c.job_id, job_runs.c.scheduled_for, func.count()).group_by(
-        job_runs.c.job_id, job_runs.c.scheduled_for
-    ).where(job_runs.c.status != "missed")
+    query = (
+        select(job_runs.c.job_id, job_runs.c.scheduled_for, func.count())
+        .group_by(job_runs.c.job_id, job_runs.c.scheduled_for)
+        .where(job_runs.c.status != "missed")
+    )
     with engine.connect() as connection:
         return connection.execute(query).all()
 
@@ -24,9 +26,17 @@ def test_each_due_run_fires_once_and_a_standby_takes_over(pg_url, pg_engine, ser
     second = server_factory(pg_url, F8A_JOBS_WORKERS="2").start()
 
     for number in range(300):
-        assert second.post("/jobs", json={"job_id": f"once-{number:03}", "handler": "Noop"}).status_code == 201
+        assert (
+            second.post(
+                "/jobs", json={"job_id": f"once-{number:03}", "handler": "Noop"}
+            ).status_code
+            == 201
+        )
     for number in range(5):
-        second.post("/jobs", json={"job_id": f"tick-{number}", "handler": "Noop", "periodically": "1 second"})
+        second.post(
+            "/jobs",
+            json={"job_id": f"tick-{number}", "handler": "Noop", "periodically": "1 second"},
+        )
 
     def one_shot_runs():
         return [row for row in run_counts(pg_engine) if row.job_id.startswith("once-")]
@@ -45,7 +55,12 @@ def test_each_due_run_fires_once_and_a_standby_takes_over(pg_url, pg_engine, ser
     assert takeover < 10
 
     standby.post("/jobs", json={"job_id": "after-failover", "handler": "Noop"})
-    poll(lambda: [r["status"] for r in standby.get("/jobs/after-failover/runs").json()["runs"]] == ["succeeded"])
+    poll(
+        lambda: (
+            [r["status"] for r in standby.get("/jobs/after-failover/runs").json()["runs"]]
+            == ["succeeded"]
+        )
+    )
 
 
 def workers_roles(server, asks=12):

@@ -15,9 +15,10 @@ from typing import Any
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore, JobLookupError
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, func, select
 
 from f8a_jobs.schedules import build_trigger, utcnow
+from f8a_jobs.storage.bulk import update_rows
 from f8a_jobs.storage.tables import jobs
 
 RUN_HANDLER = "f8a_jobs.scheduler:execute_handler"
@@ -33,6 +34,12 @@ class JobRowStore(BaseJobStore):
         self._lock = threading.Lock()
         self._revisions: dict[str, int] = {}
         self._pending: dict[str, dict[str, Any]] = {}
+        self._closing = False
+
+    def close(self) -> None:
+        """Hand out no more due jobs: APScheduler makes one last pass after its executors
+        stop, and would advance the next run time of jobs it can no longer run."""
+        self._closing = True
 
     def job_from_row(self, row: Any) -> Job:
         job = Job.__new__(Job)
@@ -65,6 +72,8 @@ class JobRowStore(BaseJobStore):
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         self.flush()
+        if self._closing:
+            return []
         query = (
             select(jobs)
             .where(jobs.c.next_run_time <= now)
@@ -111,10 +120,10 @@ class JobRowStore(BaseJobStore):
     def _remember(self, job_id: str, next_run: datetime | None) -> None:
         with self._lock:
             self._pending[job_id] = {
-                "b_job_id": job_id,
-                "b_revision": self._revisions[job_id],
-                "b_next_run_time": next_run,
-                "b_last_run": utcnow(),
+                "job_id": job_id,
+                "revision": self._revisions[job_id],
+                "next_run_time": next_run,
+                "last_run": utcnow(),
             }
 
     def flush(self) -> None:
@@ -123,17 +132,8 @@ class JobRowStore(BaseJobStore):
             pending = list(self._pending.values())
             if not pending:
                 return
-            statement = (
-                update(jobs)
-                .where(
-                    jobs.c.job_id == bindparam("b_job_id"),
-                    jobs.c.revision == bindparam("b_revision"),
-                )
-                .values(
-                    next_run_time=bindparam("b_next_run_time"), last_run=bindparam("b_last_run")
-                )
-            )
             with self.engine.begin() as connection:
-                connection.execute(statement, pending)
+                # The revision guard: an edit made through the API meanwhile wins.
+                update_rows(connection, jobs, ("job_id", "revision"), pending)
             self._pending.clear()
             self._revisions.clear()

@@ -1,0 +1,1 @@
+"""`make bench`: the hot paths of f8a-jobs beside plain APScheduler 3, on PostgreSQL."""

@@ -1,0 +1,76 @@
+"""Run every benchmark on PostgreSQL and print the figures; the last line sums them up."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import baseline, ours
+from bench.database import fresh_database
+
+THREADS = 20
+ONE_SHOT_JOBS = 2000
+STORED_JOBS = 100_000
+INTERVAL_JOBS = 1200
+INTERVAL_SECONDS = 20
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.ERROR)
+    # Plain APScheduler logs one error per job its last pass cannot submit after shutdown.
+    logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
+    print(f"bench: PostgreSQL, thread pool of {THREADS} for both schedulers", flush=True)
+
+    with fresh_database("fire") as url:
+        our_fires = ours.fires_per_second(url, ONE_SHOT_JOBS, THREADS)
+    with fresh_database("fire_plain") as url:
+        plain_fires = baseline.fires_per_second(url, ONE_SHOT_JOBS, THREADS)
+    print(
+        f"(1) {ONE_SHOT_JOBS} one-shot jobs due at once: f8a-jobs {our_fires:,.0f} fires/s "
+        f"(every run recorded), plain APScheduler {plain_fires:,.0f} fires/s",
+        flush=True,
+    )
+
+    with fresh_database("api") as url, tempfile.TemporaryDirectory() as workdir:
+        api = ours.api_figures(url, STORED_JOBS, Path(workdir))
+    with fresh_database("list_plain") as url:
+        plain_list = baseline.get_jobs_seconds(url, STORED_JOBS)
+    print(
+        f"(2) {STORED_JOBS:,} stored jobs: GET /jobs?limit=100 p50 {api['list_p50_s'] * 1000:.1f} ms "
+        f"(offset {STORED_JOBS // 2:,}: {api['list_deep_p50_s'] * 1000:.1f} ms), "
+        f"plain scheduler.get_jobs() {plain_list * 1000:,.0f} ms",
+        flush=True,
+    )
+    print(
+        f"(3) POST /jobs: {api['create_per_s']:,.0f} requests/s (8 clients, 2 workers)", flush=True
+    )
+
+    with fresh_database("interval") as url:
+        ticks = ours.interval_accounting(url, INTERVAL_JOBS, INTERVAL_SECONDS, THREADS)
+    with fresh_database("interval_plain") as url:
+        plain_ticks = baseline.interval_accounting(url, INTERVAL_JOBS, INTERVAL_SECONDS, THREADS)
+    print(
+        f"(4) {INTERVAL_JOBS} jobs every second for {INTERVAL_SECONDS} s: f8a-jobs expected {ticks['expected']:,}, "
+        f"run {ticks['run']:,}, recorded missed {ticks['missed']:,}, unaccounted {ticks['unaccounted']}, "
+        f"lateness p50 {ticks['late_p50_ms']:.0f} ms p99 {ticks['late_p99_ms']:.0f} ms",
+        flush=True,
+    )
+    print(
+        f"    plain APScheduler: expected {plain_ticks['expected']:,}, executed {plain_ticks['executed']:,}, "
+        f"missed events {plain_ticks['missed']:,}, max-instance events {plain_ticks['max_instances']:,}, "
+        f"unaccounted {plain_ticks['unaccounted']:,}",
+        flush=True,
+    )
+
+    print(
+        f"bench: fire_ratio={our_fires / plain_fires:.2f} list_ratio={plain_list / api['list_p50_s']:.0f} "
+        f"create_per_s={api['create_per_s']:.0f} late_p99_ms={ticks['late_p99_ms']:.0f} "
+        f"unaccounted={ticks['unaccounted']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
