@@ -195,7 +195,7 @@ def delete_job(engine: Engine, job_id: str) -> None:
         connection.execute(delete(job_runs).where(job_runs.c.job_id == job_id))
 
 
-def job_json(job: Mapping[str, Any]) -> dict[str, Any]:
+def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "job_id": job["job_id"],
         "handler": job["handler"],

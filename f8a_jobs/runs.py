@@ -79,7 +79,7 @@ def request_run(engine: Engine, job_id: str) -> dict[str, Any]:
     return run_json(row)
 
 
-def run_json(run: Mapping[str, Any]) -> dict[str, Any]:
+def run_json(run: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "run_id": run["run_id"],
         "job_id": run["job_id"],
@@ -92,7 +92,7 @@ def run_json(run: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def failed_json(run: Mapping[str, Any]) -> dict[str, Any]:
+def failed_json(run: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         **run_json(run),
         "handler": run["handler"],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from f8a_jobs.errors import ConfigurationError
 
+N = TypeVar("N", int, float)
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -67,14 +69,16 @@ def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
 
-def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:
+def _number(env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N]) -> N:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+        raise ConfigurationError(
+            f"{name}={raw!r} is not a valid {getattr(kind, '__name__', kind)}"
+        ) from None
     if value <= 0:
         raise ConfigurationError(f"{name}={raw!r} must be positive")
     return value

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 
 from f8a_jobs.schedules import utcnow
-from tests.conftest import Server, poll, wipe
 from f8a_jobs.storage.db import build_engine
 from f8a_jobs.storage.migrate import migrate
+from tests.conftest import Server, poll, wipe
 
 README_FLOWS = {
     "flow_arguments": [

@@ -1,12 +1,12 @@
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from f8a_jobs import jobs, runs
 from f8a_jobs.flows import outbox
-from f8a_jobs.schedules import utcnow
 from f8a_jobs.scheduler import FiringScheduler
+from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import get_settings
 from f8a_jobs.storage.jobstore import JobRowStore
 from f8a_jobs.storage.tables import jobs as jobs_table

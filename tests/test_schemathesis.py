@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-
 CHECKS = ",".join(
     [
         "not_a_server_error",

@@ -22,13 +22,13 @@ TITLES = {
 
 
 def domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    assert isinstance(exc, F8aJobsError)
-    status = exc.status if exc.status in TITLES else 500
+    error = exc if isinstance(exc, F8aJobsError) else F8aJobsError(str(exc))
+    status = error.status if error.status in TITLES else 500
     return problem(
         status,
         TITLES.get(status, "Internal Server Error"),
-        exc.detail,
-        ext={"error": exc.detail, "field": exc.field},
+        error.detail,
+        ext={"error": error.detail, "field": error.field},
     )
 
 

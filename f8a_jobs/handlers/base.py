@@ -35,7 +35,7 @@ class BaseHandler:
             self._engine = get_engine(get_settings().database_url)
         return self._engine
 
-    def execute(self, **kwargs: Any) -> Any:
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.execute")
 
     @classmethod

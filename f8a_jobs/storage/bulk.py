@@ -61,12 +61,14 @@ def update_rows(
     names = list(rows[0])
     changed = [name for name in names if name not in match]
     if connection.dialect.name != "postgresql":
-        statement = (
+        executemany = (
             update(table)
             .where(*(table.c[name] == bindparam(f"b_{name}") for name in match))
             .values({name: bindparam(f"b_{name}") for name in changed})
         )
-        connection.execute(statement, [{f"b_{name}": row[name] for name in names} for row in rows])
+        connection.execute(
+            executemany, [{f"b_{name}": row[name] for name in names} for row in rows]
+        )
         return
     quote = connection.dialect.identifier_preparer.quote
     sql_type = {name: table.c[name].type.compile(dialect=connection.dialect) for name in names}

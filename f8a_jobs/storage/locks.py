@@ -94,7 +94,7 @@ class LeaderLock:
     def _try_advisory(self) -> bool:
         raw = self.engine.raw_connection()
         raw.detach()  # this connection lives outside the pool for as long as we lead
-        connection = raw.dbapi_connection
+        connection: Any = raw.dbapi_connection
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(self.name),))
