@@ -11,6 +11,7 @@ from typing import Any
 from f8a_jobs import service_state
 from f8a_jobs.default_jobs import load_default_jobs
 from f8a_jobs.errors import ConfigurationError
+from f8a_jobs.flows.dispatchers import make_dispatcher
 from f8a_jobs.settings import Settings, get_settings, use_settings
 from f8a_jobs.storage.db import get_engine
 from f8a_jobs.storage.migrate import migrate
@@ -22,15 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = get_settings()
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # else one INFO line per job
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+        )
+        return int(args.command(args, settings) or 0)
     except ConfigurationError as exc:
         print(f"f8a-jobs: {exc.detail}", file=sys.stderr)
         return 2
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one INFO line per job otherwise
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
-    )
-    return int(args.command(args, settings) or 0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,6 +80,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     }
     settings = Settings(**{**settings.__dict__, **overrides})
     use_settings(settings)
+    make_dispatcher(settings)  # a configuration the dispatcher cannot honour stops us here
     engine = get_engine(settings.database_url)
     migrate(engine)
     if settings.paused:
