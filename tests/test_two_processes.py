@@ -69,3 +69,43 @@ def workers_roles(server, asks=12):
         server.get("/service/state", headers={"Connection": "close"}).json()["scheduler"]
         for _ in range(asks)
     }
+
+
+def test_processes_starting_at_once_migrate_and_load_default_jobs_once(pytestconfig, tmp_path):
+    """Three ``initjobs`` at once on an empty database: one schema, one copy of each job."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from f8a_jobs.settings import bundled_path
+    from f8a_jobs.storage.db import build_engine
+    from tests.conftest import ROOT
+
+    admin = pytestconfig.f8a_admin
+    name = f"f8a_jobs_race_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pytestconfig.f8a_pg_url).set(database=name).render_as_string(hide_password=False)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "F8A_JOBS_DATABASE_URL": url}
+    try:
+        processes = [
+            subprocess.Popen([sys.executable, "-m", "f8a_jobs.cli", "initjobs", "--strict"], env=env,
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
+        outputs = [process.communicate(timeout=120) for process in processes]
+        assert [process.returncode for process in processes] == [0, 0, 0], outputs
+        created = sorted(int(out.split("default jobs: ")[1].split()[0]) for out, _ in outputs)
+        shipped = len(list(bundled_path("default_jobs").glob("*.yaml")))
+        assert created == [0, 0, shipped]
+        engine = build_engine(url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM jobs")).scalar() == shipped
+        engine.dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
