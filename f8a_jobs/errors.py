@@ -51,3 +51,9 @@ class UnknownHandler(InvalidInput):
 
 class InvalidHandler(F8aJobsError):
     """A plugin registered under ``f8a_jobs.handlers`` is not a ``BaseHandler`` subclass."""
+
+
+class ForbiddenTable(InvalidInput):
+    """A ``$filter`` names a table the operator did not allow it to read."""
+
+    status = 403

@@ -30,6 +30,7 @@ class Settings:
     port: int = 34000
     workers: int = 0  # 0: one on SQLite (wake-ups stay in-process), two on PostgreSQL
     paused: bool = False
+    filter_timeout: float = 30.0
     broker_url: str | None = None
     handler_modules: tuple[str, ...] = ()
     executor_threads: int = 20
@@ -52,6 +53,7 @@ class Settings:
             port=_number(env, "F8A_JOBS_PORT", cls.port, int),
             workers=_number(env, "F8A_JOBS_WORKERS", cls.workers, int),
             paused=paused.strip().lower() in {"1", "true", "yes", "on"},
+            filter_timeout=_number(env, "F8A_JOBS_FILTER_TIMEOUT", cls.filter_timeout, float),
             broker_url=get("F8A_JOBS_BROKER_URL") or None,
             handler_modules=_csv(get("F8A_JOBS_HANDLER_MODULES")),
             executor_threads=_number(env, "F8A_JOBS_EXECUTOR_THREADS", cls.executor_threads, int),

@@ -1,9 +1,15 @@
-"""The flagship handlers: schedule one flow per argument set a job lists."""
+"""The flagship handlers: schedule one flow per argument set a job lists.
+
+An argument set may be ``{"$filter": QUERY, ...extra}``: at run time it expands into one
+argument set per matching row, streamed from the database into the outbox in batches.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from f8a_jobs import filters
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.flows import outbox
 from f8a_jobs.handlers.base import BaseHandler
@@ -20,17 +26,20 @@ class FlowScheduling(BaseHandler):
             self.engine, self.job_id, self.flows(flow_name, flow_arguments)
         )
 
-    def flows(self, flow_name: str, flow_arguments: list[dict[str, Any]]) -> list[outbox.Flow]:
-        return [
-            outbox.Flow(flow_name, {**arguments, "job_id": self.job_id})
-            for arguments in flow_arguments
-        ]
+    def flows(
+        self, flow_name: str, flow_arguments: list[dict[str, Any]], **options: Any
+    ) -> Iterator[outbox.Flow]:
+        for index, argument_set in enumerate(flow_arguments):
+            for arguments in filters.expand(argument_set, f"kwargs.flow_arguments[{index}]"):
+                yield outbox.Flow(flow_name, {**arguments, "job_id": self.job_id}, **options)
 
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:
         super().validate(kwargs)
         if not kwargs["flow_name"].strip():
             raise InvalidInput("kwargs.flow_name", "must not be empty")
+        for index, argument_set in enumerate(kwargs["flow_arguments"]):
+            filters.validate(argument_set, f"kwargs.flow_arguments[{index}]")
 
 
 class SelectiveFlowScheduling(FlowScheduling):
@@ -48,16 +57,13 @@ class SelectiveFlowScheduling(FlowScheduling):
         run_subsequent: bool = False,
         follow_subflows: bool = False,
     ) -> int:
-        flows = [
-            outbox.Flow(
-                flow.flow_name,
-                flow.arguments,
-                task_names=task_names,
-                run_subsequent=run_subsequent,
-                follow_subflows=follow_subflows,
-            )
-            for flow in self.flows(flow_name, flow_arguments)
-        ]
+        flows = self.flows(
+            flow_name,
+            flow_arguments,
+            task_names=task_names,
+            run_subsequent=run_subsequent,
+            follow_subflows=follow_subflows,
+        )
         return outbox.schedule_flows(self.engine, self.job_id, flows)
 
     @classmethod

@@ -1,0 +1,235 @@
+"""Stage 2 of ``$filter``: a parsed query -> a SQLAlchemy Core ``Select``.
+
+Every table and column is looked up in the reflected schema, every value becomes a bound
+parameter. A ``"$T.col"`` reference names a column of this or an enclosing query; the
+sub-query is correlated with exactly the tables it references.
+"""
+
+from __future__ import annotations
+
+import decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, Select, and_, func, or_, select
+from sqlalchemy.sql import operators
+
+from f8a_jobs.errors import InvalidInput
+from f8a_jobs.filters.parse import Condition, Query, Reference
+from f8a_jobs.filters.schema import FilterSchema
+
+COMPARISONS = {
+    "=": operators.eq,
+    "!=": operators.ne,
+    "<>": operators.ne,
+    "<": operators.lt,
+    "<=": operators.le,
+    ">": operators.gt,
+    ">=": operators.ge,
+}
+NEGATED = {"!=", "<>", "not in", "is not"}
+
+
+class Scope:
+    """The tables a query reads, by the name the query uses for them."""
+
+    def __init__(self, parent: Scope | None = None) -> None:
+        self.parent = parent
+        self.tables: dict[str, FromClause] = {}
+        self.correlated: list[FromClause] = []
+
+    def add(self, name: str, table: FromClause, path: str) -> None:
+        if name in self.tables:
+            raise InvalidInput(
+                path, f"{name!r} is read twice; give one of them an alias ('{name} AS x')"
+            )
+        self.tables[name] = table
+
+    def column(self, name: str, path: str) -> ColumnElement[Any]:
+        found = self._find(name, path)
+        if found is None:
+            raise InvalidInput(path, self._unknown(name))
+        return found
+
+    def reference(self, name: str, path: str) -> ColumnElement[Any]:
+        scope: Scope | None = self
+        while scope is not None:
+            found = scope._find(name, path)
+            if found is not None:
+                if scope is not self:
+                    self.correlated.extend(
+                        table for table in scope.tables.values() if found in table.c.values()
+                    )
+                return found
+            scope = scope.parent
+        raise InvalidInput(
+            path, f"reference ${name}: {self._unknown(name)} in this or an enclosing query"
+        )
+
+    def _find(self, name: str, path: str) -> ColumnElement[Any] | None:
+        table_name, _, column_name = name.rpartition(".")
+        if table_name:
+            table = self.tables.get(table_name)
+            return table.c[column_name] if table is not None and column_name in table.c else None
+        matches = [table.c[name] for table in self.tables.values() if name in table.c]
+        if len(matches) > 1:
+            raise InvalidInput(
+                path, f"column {name!r} is in several tables; name it as 'table.{name}'"
+            )
+        return matches[0] if matches else None
+
+    def _unknown(self, name: str) -> str:
+        table_name, _, column_name = name.rpartition(".")
+        if table_name and table_name not in self.tables:
+            return (
+                f"unknown table or alias {table_name!r} (this query reads {', '.join(self.tables)})"
+            )
+        return f"unknown column {name!r}"
+
+
+def compile_query(query: Query, schema: FilterSchema, parent: Scope | None = None) -> Select[Any]:
+    scope = Scope(parent)
+    source = _source(query.table, query.alias, query.path + ".table", schema, scope)
+    for join in query.joins:
+        target = _source(join.table, join.alias, join.path + ".table", schema, scope)
+        on = and_(
+            *(
+                scope.column(left, f"{join.path}.on")
+                == scope.column(right, f"{join.path}.on.{left}")
+                for left, right in join.on
+            )
+        )
+        source = (
+            target.join(source, on, isouter=True)
+            if join.kind == "right"
+            else source.join(target, on, isouter=join.kind == "left", full=join.kind == "full")
+        )
+    columns = _columns(query, scope)
+    statement = select(*columns).select_from(source)
+    if query.where:
+        statement = statement.where(
+            or_(*(and_(*(_condition(c, scope, schema) for c in group)) for group in query.where))
+        )
+    labels = {column.name: column for column in columns}
+    statement = statement.group_by(
+        *(scope.column(name, f"{query.path}.group_by") for name in query.group_by)
+    )
+    for name, descending in query.order_by:
+        column = labels[name] if name in labels else scope.column(name, f"{query.path}.order_by")
+        statement = statement.order_by(column.desc() if descending else column)
+    if query.distinct:
+        statement = statement.distinct()
+    statement = statement.limit(query.limit).offset(query.offset)
+    # Correlate with exactly what "$" references name, never by accident.
+    return statement.correlate(*scope.correlated) if scope.correlated else statement.correlate(None)
+
+
+def _source(
+    name: str, alias: str | None, path: str, schema: FilterSchema, scope: Scope
+) -> FromClause:
+    table = schema.table(name, path)
+    source = table.alias(alias) if alias else table
+    scope.add(alias or name, source, path)
+    return source
+
+
+def _columns(query: Query, scope: Scope) -> list[Any]:
+    if query.count:
+        return [func.count().label("count")]
+    if query.select is None:
+        return _all_columns(scope)
+    columns: dict[str, Any] = {}
+    for name, alias in query.select:
+        column = scope.column(name, f"{query.path}.select")
+        label = alias or column.name
+        if label in columns:
+            raise InvalidInput(
+                f"{query.path}.select", f"two columns are named {label!r}; give one an alias"
+            )
+        columns[label] = column.label(label)
+    return list(columns.values())
+
+
+def _all_columns(scope: Scope) -> list[Any]:
+    """SELECT *: every column; a name seen twice is prefixed with its table ("versions_id")."""
+    columns: dict[str, Any] = {}
+    for table_name, table in scope.tables.items():
+        for column in table.c:
+            label = column.name if column.name not in columns else f"{table_name}_{column.name}"
+            columns[label] = column.label(label)
+    return list(columns.values())
+
+
+def _condition(condition: Condition, scope: Scope, schema: FilterSchema) -> ColumnElement[bool]:
+    column = scope.column(condition.column, condition.path)
+    operator, value, path = condition.operator, condition.value, condition.path
+    if isinstance(value, Query):
+        return _subquery_condition(column, operator, compile_query(value, schema, scope), path)
+    if isinstance(value, Reference):
+        if operator not in COMPARISONS:
+            raise InvalidInput(
+                path, f"a column reference needs a comparison (=, <, …), not {operator!r}"
+            )
+        return COMPARISONS[operator](column, scope.reference(value.name, path))
+    if value is None:
+        if operator not in ("=", "is", "!=", "<>", "is not"):
+            raise InvalidInput(
+                path, f"null can be compared with =, !=, is or is not, not {operator!r}"
+            )
+        return column.is_not(None) if operator in NEGATED else column.is_(None)
+    if isinstance(value, list):
+        if operator not in ("=", "in", "!=", "<>", "not in"):
+            raise InvalidInput(path, f"a list needs 'in' or 'not in', not {operator!r}")
+        for item in value:
+            _check_type(column, item, path)
+        return column.not_in(value) if operator in NEGATED else column.in_(value)
+    return _scalar_condition(column, operator, value, path)
+
+
+def _subquery_condition(
+    column: Any, operator: str, sub: Select[Any], path: str
+) -> ColumnElement[bool]:
+    if len(sub.selected_columns) != 1:
+        raise InvalidInput(
+            path, "a sub-query compared with a column must select exactly one column"
+        )
+    if operator in ("in", "not in"):
+        return column.not_in(sub) if operator == "not in" else column.in_(sub)
+    if operator not in COMPARISONS:
+        raise InvalidInput(path, f"a sub-query needs in, not in or a comparison, not {operator!r}")
+    return COMPARISONS[operator](column, sub.scalar_subquery())
+
+
+def _scalar_condition(column: Any, operator: str, value: Any, path: str) -> ColumnElement[bool]:
+    if operator in ("in", "not in"):
+        raise InvalidInput(path, f"{operator!r} needs a list or a sub-query, got {value!r}")
+    if operator in ("is", "is not"):
+        if not isinstance(value, bool):
+            raise InvalidInput(path, f"{operator!r} takes null, true or false, got {value!r}")
+        return column.is_not(value) if operator == "is not" else column.is_(value)
+    if operator.endswith("like"):
+        if not isinstance(value, str):
+            raise InvalidInput(path, f"{operator!r} needs a string pattern, got {value!r}")
+        method = {
+            "like": column.like,
+            "ilike": column.ilike,
+            "not like": column.not_like,
+            "not ilike": column.not_ilike,
+        }
+        return method[operator](value)
+    _check_type(column, value, path)
+    return COMPARISONS[operator](column, value)
+
+
+def _check_type(column: Any, value: Any, path: str) -> None:
+    """Refuse a value the column can never equal (a word for a number, say) before it runs."""
+    try:
+        expected = column.type.python_type
+    except NotImplementedError:
+        return
+    numeric = issubclass(expected, int | float | decimal.Decimal) and not issubclass(expected, bool)
+    if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise InvalidInput(path, f"column {column.name!r} holds numbers; got {value!r}")
+    if issubclass(expected, bool) and not isinstance(value, bool | int):
+        raise InvalidInput(path, f"column {column.name!r} holds true/false; got {value!r}")
+    if issubclass(expected, str) and not isinstance(value, str):
+        raise InvalidInput(path, f"column {column.name!r} holds text; got {value!r}")
