@@ -33,6 +33,7 @@ class Settings:
     filter_timeout: float = 30.0
     broker_url: str | None = None
     handler_modules: tuple[str, ...] = ()
+    api_tokens: tuple[str, ...] = ()
     executor_threads: int = 20
     misfire_grace_time: int = 3600
     leader_poll_interval: float = 2.0
@@ -56,6 +57,7 @@ class Settings:
             filter_timeout=_number(env, "F8A_JOBS_FILTER_TIMEOUT", cls.filter_timeout, float),
             broker_url=get("F8A_JOBS_BROKER_URL") or None,
             handler_modules=_csv(get("F8A_JOBS_HANDLER_MODULES")),
+            api_tokens=_csv(get("F8A_JOBS_API_TOKENS")),
             executor_threads=_number(env, "F8A_JOBS_EXECUTOR_THREADS", cls.executor_threads, int),
             misfire_grace_time=_number(
                 env, "F8A_JOBS_MISFIRE_GRACE_TIME", cls.misfire_grace_time, int

@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import connexion
+import yaml
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
-from f8a_jobs.api import context, errors
+from f8a_jobs.api import auth, context, errors
 from f8a_jobs.api.validation import VALIDATORS, RejectControlCharacters
 from f8a_jobs.leader import Leadership
 from f8a_jobs.settings import Settings, bundled_path, get_settings, use_settings
@@ -37,10 +38,10 @@ def create_app(settings: Settings | None = None, lead: bool = True) -> connexion
         if leadership:
             await asyncio.to_thread(leadership.stop)
 
-    spec = bundled_path("swagger.yaml")
-    app = connexion.FlaskApp(__name__, specification_dir=str(spec.parent), lifespan=lifespan)
+    spec = yaml.safe_load(bundled_path("swagger.yaml").read_text(encoding="utf-8"))
+    app = connexion.FlaskApp(__name__, lifespan=lifespan)
     app.add_api(
-        spec.name,
+        auth.secure(spec, settings.api_tokens),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
         validator_map=VALIDATORS,
     )
