@@ -148,7 +148,15 @@ def test_show_sql_is_postgresql_with_values_inlined(data):
         ({"table": "analyses", "select": "versions.id"}, "$filter.select", "unknown table or alias 'versions'"),
         ({"table": "analyses AS A", "select": "analyses.id"}, "$filter.select", "unknown table or alias 'analyses'"),
         ({"table": "analyses", "where": {"id ~": 1}}, "$filter.where.id ~", "unknown operator"),
-        ({"table": "analyses", "where": {"id": "one"}}, "$filter.where.id", "holds numbers"),
+        ({"table": "analyses", "where": {"id": "one"}}, "$filter.where.id", "holds number values"),
+        ({"table": "analyses", "where": {"started_at <": False}}, "$filter.where.started_at <", "holds time values"),
+        ({"table": "analyses", "where": {"started_at": False}}, "$filter.where.started_at", "holds time values"),
+        ({"table": "analyses", "where": {"id like": "1%"}}, "$filter.where.id like", "matches text"),
+        ({"table": "analyses AS A", "where": {"started_at": "$A.id"}}, "$filter.where.started_at", "cannot match"),
+        ({"table": "analyses", "group_by": "version_id"}, "$filter.select", "name the columns"),
+        ({"table": "analyses", "select": ["id"], "group_by": "version_id"}, "$filter.select", "neither grouped"),
+        ({"table": "analyses", "select": "version_id", "distinct": True, "order_by": "id"}, "$filter.order_by", "selected columns only"),
+        ({"table": "worker_results", "where": {"error >": True}}, "$filter.where.error >", "compared with = or !="),
         ({"table": "analyses", "where": {"id >": None}}, "$filter.where.id >", "null can be compared"),
         ({"table": "analyses", "where": {"id": {"a": 1}}}, "$filter.where.id", "expected a string, number"),
         ({"table": "analyses", "where": {"id": 2**70}}, "$filter.where.id", "64-bit"),
@@ -200,3 +208,20 @@ def test_a_job_with_a_bad_filter_is_refused_at_creation(data):
     with pytest.raises(InvalidInput) as caught:
         jobs.parse_job({"handler": "FlowScheduling", "kwargs": kwargs})
     assert caught.value.field == "kwargs.flow_arguments[1].$filter.select"
+
+
+@pytest.mark.parametrize(
+    ("query", "path", "words"),
+    [
+        ({"table": "analyses", "where": {"id is": False}}, "$filter.where.id is", "holds number values"),
+        ({"table": "analyses", "joins": {"table": "versions", "on": {"identifier": "identifier"}, "type": "full"}},
+         "$filter.joins[0].on.identifier", "must link a column of the joined table"),
+        ({"table": "analyses", "joins": {"table": "versions", "on": {"identifier": "started_at"}}},
+         "$filter.joins[0].on.identifier", "cannot match"),
+        ({"table": "packages", "where": {"name": "a\x00b"}}, "$filter.where.name", "NUL"),
+    ],
+)
+def test_queries_the_database_would_refuse_are_refused_first(data, query, path, words):
+    with pytest.raises(InvalidInput) as caught:
+        filters.compile_filter(query)
+    assert caught.value.field == path and words in caught.value.detail

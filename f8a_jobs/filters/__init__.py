@@ -62,6 +62,7 @@ def expand(argument_set: dict[str, Any], path: str = "") -> Iterator[dict[str, A
         return
     extra = {key: value for key, value in argument_set.items() if key != FILTER_KEY}
     settings = get_settings()
-    statement = compile_filter(argument_set[FILTER_KEY], _key_path(path))
-    for row in stream_rows(filter_schema(settings).engine, statement, settings.filter_timeout):
+    key = _key_path(path)
+    statement = compile_filter(argument_set[FILTER_KEY], key)
+    for row in stream_rows(filter_schema(settings).engine, statement, settings.filter_timeout, key):
         yield {**row, **extra}

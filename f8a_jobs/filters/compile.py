@@ -7,6 +7,7 @@ sub-query is correlated with exactly the tables it references.
 
 from __future__ import annotations
 
+import datetime
 import decimal
 from typing import Any
 
@@ -93,8 +94,7 @@ def compile_query(query: Query, schema: FilterSchema, parent: Scope | None = Non
         target = _source(join.table, join.alias, join.path + ".table", schema, scope)
         on = and_(
             *(
-                scope.column(left, f"{join.path}.on")
-                == scope.column(right, f"{join.path}.on.{left}")
+                _join_condition(scope, target, left, right, f"{join.path}.on.{left}")
                 for left, right in join.on
             )
         )
@@ -110,17 +110,66 @@ def compile_query(query: Query, schema: FilterSchema, parent: Scope | None = Non
             or_(*(and_(*(_condition(c, scope, schema) for c in group)) for group in query.where))
         )
     labels = {column.name: column for column in columns}
-    statement = statement.group_by(
-        *(scope.column(name, f"{query.path}.group_by") for name in query.group_by)
-    )
-    for name, descending in query.order_by:
-        column = labels[name] if name in labels else scope.column(name, f"{query.path}.order_by")
+    grouped = [scope.column(name, f"{query.path}.group_by") for name in query.group_by]
+    ordered = [
+        (
+            labels[name] if name in labels else scope.column(name, f"{query.path}.order_by"),
+            descending,
+        )
+        for name, descending in query.order_by
+    ]
+    _check_shape(query, columns, grouped, [column for column, _ in ordered])
+    statement = statement.group_by(*grouped)
+    for column, descending in ordered:
         statement = statement.order_by(column.desc() if descending else column)
     if query.distinct:
         statement = statement.distinct()
     statement = statement.limit(query.limit).offset(query.offset)
     # Correlate with exactly what "$" references name, never by accident.
     return statement.correlate(*scope.correlated) if scope.correlated else statement.correlate(None)
+
+
+def _join_condition(
+    scope: Scope, target: FromClause, left: str, right: str, path: str
+) -> ColumnElement[bool]:
+    """``{"a.x": "b.y"}``: one side a column of the joined table, the other of a table before it."""
+    columns = scope.column(left, path), scope.column(right, path)
+    if [any(column is own for own in target.c) for column in columns].count(True) != 1:
+        raise InvalidInput(
+            path, "must link a column of the joined table to one of a table before it"
+        )
+    _check_same_kind(*columns, path)
+    return columns[0] == columns[1]
+
+
+def _check_shape(query: Query, columns: list[Any], grouped: list[Any], ordered: list[Any]) -> None:
+    """Refuse what SQL itself refuses: columns outside GROUP BY, ORDER BY outside DISTINCT."""
+    selected = {id(column.element) for column in columns} | {id(column) for column in columns}
+    if query.count or grouped:
+        allowed = {id(column) for column in grouped} | {
+            id(column) for column in columns if query.count
+        }
+        if query.select is None and not query.count:
+            raise InvalidInput(
+                f"{query.path}.select", "with 'group_by', name the columns to select"
+            )
+        for column in columns:
+            if not query.count and id(column.element) not in allowed:
+                raise InvalidInput(
+                    f"{query.path}.select", f"{column.name!r} is neither grouped by nor counted"
+                )
+        for column in ordered:
+            if id(column) not in allowed and id(getattr(column, "element", None)) not in allowed:
+                raise InvalidInput(
+                    f"{query.path}.order_by", f"{column.name!r} is neither grouped by nor counted"
+                )
+    if query.distinct:
+        for column in ordered:
+            if id(column) not in selected:
+                raise InvalidInput(
+                    f"{query.path}.order_by",
+                    f"with 'distinct', order by selected columns only, not {column.name!r}",
+                )
 
 
 def _source(
@@ -169,7 +218,9 @@ def _condition(condition: Condition, scope: Scope, schema: FilterSchema) -> Colu
             raise InvalidInput(
                 path, f"a column reference needs a comparison (=, <, …), not {operator!r}"
             )
-        return COMPARISONS[operator](column, scope.reference(value.name, path))
+        other = scope.reference(value.name, path)
+        _check_same_kind(column, other, path)
+        return COMPARISONS[operator](column, other)
     if value is None:
         if operator not in ("=", "is", "!=", "<>", "is not"):
             raise InvalidInput(
@@ -192,6 +243,7 @@ def _subquery_condition(
         raise InvalidInput(
             path, "a sub-query compared with a column must select exactly one column"
         )
+    _check_same_kind(column, sub.selected_columns[0], path)
     if operator in ("in", "not in"):
         return column.not_in(sub) if operator == "not in" else column.in_(sub)
     if operator not in COMPARISONS:
@@ -205,10 +257,15 @@ def _scalar_condition(column: Any, operator: str, value: Any, path: str) -> Colu
     if operator in ("is", "is not"):
         if not isinstance(value, bool):
             raise InvalidInput(path, f"{operator!r} takes null, true or false, got {value!r}")
+        _check_type(column, value, path)
         return column.is_not(value) if operator == "is not" else column.is_(value)
     if operator.endswith("like"):
         if not isinstance(value, str):
             raise InvalidInput(path, f"{operator!r} needs a string pattern, got {value!r}")
+        if kind_of(column) not in ("text", None):
+            raise InvalidInput(
+                path, f"{operator!r} matches text; {column.name!r} holds {kind_of(column)} values"
+            )
         method = {
             "like": column.like,
             "ilike": column.ilike,
@@ -217,19 +274,50 @@ def _scalar_condition(column: Any, operator: str, value: Any, path: str) -> Colu
         }
         return method[operator](value)
     _check_type(column, value, path)
+    if isinstance(value, bool) and operator not in ("=", "!=", "<>"):
+        raise InvalidInput(path, f"true and false can be compared with = or !=, not {operator!r}")
     return COMPARISONS[operator](column, value)
 
 
-def _check_type(column: Any, value: Any, path: str) -> None:
-    """Refuse a value the column can never equal (a word for a number, say) before it runs."""
+def kind_of(column: Any) -> str | None:
+    """What a column holds, as far as comparisons go: number, boolean, text, time or None."""
     try:
-        expected = column.type.python_type
+        python_type = column.type.python_type
     except NotImplementedError:
-        return
-    numeric = issubclass(expected, int | float | decimal.Decimal) and not issubclass(expected, bool)
-    if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise InvalidInput(path, f"column {column.name!r} holds numbers; got {value!r}")
-    if issubclass(expected, bool) and not isinstance(value, bool | int):
-        raise InvalidInput(path, f"column {column.name!r} holds true/false; got {value!r}")
-    if issubclass(expected, str) and not isinstance(value, str):
-        raise InvalidInput(path, f"column {column.name!r} holds text; got {value!r}")
+        return None
+    if python_type is bool:
+        return "boolean"
+    if issubclass(python_type, int | float | decimal.Decimal):
+        return "number"
+    if issubclass(python_type, str):
+        return "text"
+    if issubclass(python_type, datetime.date | datetime.time | datetime.timedelta):
+        return "time"
+    return None
+
+
+def _check_same_kind(column: Any, other: Any, path: str) -> None:
+    kinds = kind_of(column), kind_of(other)
+    if None not in kinds and kinds[0] != kinds[1]:
+        raise InvalidInput(
+            path,
+            f"{column.name!r} holds {kinds[0]} values and {other.name!r} {kinds[1]} values: they cannot match",
+        )
+
+
+def _check_type(column: Any, value: Any, path: str) -> None:
+    """Refuse a value the column can never be compared with (a word for a number, a boolean
+    for a date) before the database does."""
+    kind = kind_of(column)
+    if kind == "boolean":
+        fits = isinstance(value, bool)
+    elif kind == "number":
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind is None:
+        fits = not isinstance(value, bool)
+    else:  # text, dates and times: written as strings
+        fits = isinstance(value, str)
+    if not fits:
+        raise InvalidInput(
+            path, f"column {column.name!r} holds {kind or 'other'} values; {value!r} cannot match"
+        )

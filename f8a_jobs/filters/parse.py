@@ -277,6 +277,10 @@ def _value(value: Any, operator: str, path: str) -> Any:
 
 
 def _scalar(value: Any, path: str) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput(
+            path, "a string may not hold the NUL character (databases cannot store it)"
+        )
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):

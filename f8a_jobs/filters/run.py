@@ -12,12 +12,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, text
+from sqlalchemy.exc import DataError, OperationalError
+
+from f8a_jobs.errors import InvalidInput
 
 
 def stream_rows(
-    engine: Engine, statement: Select[Any], timeout: float, batch: int = 1000
+    engine: Engine, statement: Select[Any], timeout: float, path: str, batch: int = 1000
 ) -> Iterator[dict[str, Any]]:
-    """Each matching row as a JSON-ready dict named by the query's column labels."""
+    """Each matching row as a JSON-ready dict named by the query's column labels.
+
+    A value the database refuses, or a query past ``timeout`` seconds, is the query's fault:
+    an ``InvalidInput`` about ``path``.
+    """
     with engine.connect() as connection, connection.begin():
         _read_only(connection, timeout)
         try:
@@ -26,9 +33,24 @@ def stream_rows(
             )
             for row in result.mappings():
                 yield {key: jsonable(value) for key, value in row.items()}
+        except DataError as error:
+            raise InvalidInput(
+                path, f"the database refused a value: {_first_line(error)}"
+            ) from None
+        except OperationalError as error:
+            if "statement timeout" not in str(error.orig):
+                raise
+            raise InvalidInput(
+                path,
+                f"the query ran longer than the {timeout:g} s allowed (F8A_JOBS_FILTER_TIMEOUT)",
+            ) from None
         finally:
             if connection.dialect.name == "sqlite":
                 connection.exec_driver_sql("PRAGMA query_only = 0")
+
+
+def _first_line(error: DataError) -> str:
+    return str(error.orig).strip().splitlines()[0]
 
 
 def _read_only(connection: Connection, timeout: float) -> None:
