@@ -80,7 +80,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     }
     settings = Settings(**{**settings.__dict__, **overrides})
     use_settings(settings)
-    make_dispatcher(settings)  # a configuration the dispatcher cannot honour stops us here
+    make_dispatcher(settings).close()  # a broker URL Celery cannot use stops us here
     engine = get_engine(settings.database_url)
     migrate(engine)
     if settings.paused:

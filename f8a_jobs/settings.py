@@ -32,6 +32,7 @@ class Settings:
     paused: bool = False
     filter_timeout: float = 30.0
     broker_url: str | None = None
+    broker_queue: str = "celery"
     handler_modules: tuple[str, ...] = ()
     api_tokens: tuple[str, ...] = ()
     executor_threads: int = 20
@@ -56,6 +57,7 @@ class Settings:
             paused=paused.strip().lower() in {"1", "true", "yes", "on"},
             filter_timeout=_number(env, "F8A_JOBS_FILTER_TIMEOUT", cls.filter_timeout, float),
             broker_url=get("F8A_JOBS_BROKER_URL") or None,
+            broker_queue=get("F8A_JOBS_BROKER_QUEUE") or cls.broker_queue,
             handler_modules=_csv(get("F8A_JOBS_HANDLER_MODULES")),
             api_tokens=_csv(get("F8A_JOBS_API_TOKENS")),
             executor_threads=_number(env, "F8A_JOBS_EXECUTOR_THREADS", cls.executor_threads, int),

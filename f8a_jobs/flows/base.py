@@ -6,15 +6,23 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 
+class DeliveryFailed(Exception):
+    """Delivery stopped after the first ``delivered`` flows of a batch (in order)."""
+
+    def __init__(self, delivered: int, cause: BaseException) -> None:
+        super().__init__(f"delivery failed after {delivered} flows: {cause!r}")
+        self.delivered = delivered
+
+
 class Dispatcher(ABC):
-    """Delivers flows. ``send`` raises to say "not delivered, try again later"."""
+    """Delivers flows, in order; raises ``DeliveryFailed`` saying how far it got."""
 
     #: the outbox status a delivered row gets
     delivered_status = "sent"
 
     @abstractmethod
     def send(self, flows: list[dict[str, Any]]) -> None:
-        """Deliver every row of ``flows`` (outbox rows as dicts) or raise."""
+        """Deliver every row of ``flows`` (outbox rows as dicts) or raise ``DeliveryFailed``."""
 
     def close(self) -> None:  # noqa: B027 - an optional hook
         """Release connections; called when the relay stops."""

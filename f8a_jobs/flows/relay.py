@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from f8a_jobs import wakeups
 from f8a_jobs.flows import outbox
-from f8a_jobs.flows.base import Dispatcher
+from f8a_jobs.flows.base import DeliveryFailed, Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class Relay:
         while not self._stop.is_set():
             try:
                 delivered = self.deliver_batch()
-            except Exception:
-                log.exception("flow delivery failed; retrying in %.1f s", backoff)
+            except Exception as error:
+                log.warning("flow delivery failed (%s); retrying in %.1f s", error, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
@@ -65,12 +66,26 @@ class Relay:
                 self._wake.clear()
 
     def deliver_batch(self) -> int:
-        """Deliver up to one batch; the rows are marked in the same transaction that claimed them."""
+        """Deliver up to one batch, marking rows in the transaction that claimed them.
+
+        When delivery stops midway, the rows delivered so far are still marked, so a retry
+        sends only the rest.
+        """
         with self.engine.begin() as connection:
             flows = outbox.claim_pending(connection, self.batch)
-            if flows:
+            if not flows:
+                return 0
+            try:
                 self.dispatcher.send(flows)
-                outbox.mark(
-                    connection, [flow["id"] for flow in flows], self.dispatcher.delivered_status
-                )
+            except DeliveryFailed as failure:
+                self._mark(connection, flows[: failure.delivered])
+                connection.commit()
+                raise
+            self._mark(connection, flows)
         return len(flows)
+
+    def _mark(self, connection: Connection, flows: list[dict[str, Any]]) -> None:
+        if flows:
+            outbox.mark(
+                connection, [flow["id"] for flow in flows], self.dispatcher.delivered_status
+            )
