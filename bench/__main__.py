@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
 
-from bench import baseline, ours
+from bench import baseline, expansion, ours
 from bench.database import fresh_database
 
 THREADS = 20
@@ -15,6 +16,9 @@ ONE_SHOT_JOBS = 2000
 STORED_JOBS = 100_000
 INTERVAL_JOBS = 1200
 INTERVAL_SECONDS = 20
+EXPAND_ROWS = 1_000_000
+# The original approach takes minutes per million rows; F8A_JOBS_BENCH_ORIGINAL_ROWS shortens it.
+ORIGINAL_ROWS = int(os.environ.get("F8A_JOBS_BENCH_ORIGINAL_ROWS", EXPAND_ROWS))
 
 
 def main() -> int:
@@ -64,10 +68,28 @@ def main() -> int:
         flush=True,
     )
 
+    with fresh_database("expand") as url:
+        expansion.prepare(url, EXPAND_ROWS)
+        small = expansion.measure("ours", url, EXPAND_ROWS // 10)
+        full = expansion.measure("ours", url)
+        original = expansion.measure("original", url, ORIGINAL_ROWS)
+    expand_rate, original_rate = (
+        full["rows"] / full["seconds"],
+        original["rows"] / original["seconds"],
+    )
+    print(
+        f"(5) $filter expanded into the outbox: f8a-jobs {full['rows']:,} rows at {expand_rate:,.0f} rows/s, "
+        f"peak RSS {full['peak_rss_mb']:.0f} MB ({small['peak_rss_mb']:.0f} MB for {small['rows']:,} rows); "
+        f"original approach (json2sql SQL, fetchall, one dispatch per row) {original['rows']:,} rows at "
+        f"{original_rate:,.0f} rows/s, peak RSS {original['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
+
     print(
         f"bench: fire_ratio={our_fires / plain_fires:.2f} list_ratio={plain_list / api['list_p50_s']:.0f} "
         f"create_per_s={api['create_per_s']:.0f} late_p99_ms={ticks['late_p99_ms']:.0f} "
-        f"unaccounted={ticks['unaccounted']}"
+        f"unaccounted={ticks['unaccounted']} expand_rows_per_s={expand_rate:.0f} "
+        f"expand_peak_rss_mb={full['peak_rss_mb']:.0f} expand_ratio={expand_rate / original_rate:.1f}"
     )
     return 0
 

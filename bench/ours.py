@@ -56,8 +56,9 @@ def fires_per_second(url: str, count: int, threads: int) -> float:
         engine, count, {"version": 1, "type": "date", "run_date": utcnow().isoformat()}, "once"
     )
     firing = FiringScheduler(engine, Settings(executor_threads=threads))
+    firing.start(paused=True)  # like the baseline: started and paused, timed from resume
     started = time.perf_counter()
-    firing.start(paused=False)
+    firing.set_paused(False)
     poll(lambda: count_runs(engine, "succeeded") == count, timeout=600, interval=0.01)
     elapsed = time.perf_counter() - started
     firing.stop()

@@ -43,7 +43,7 @@ def _row(run_id: str, job_id: str, scheduled_for: datetime, **values: Any) -> di
 class RunRecorder:
     """Collects run records in memory and writes them every ``interval`` seconds."""
 
-    def __init__(self, engine: Engine, interval: float = 0.05) -> None:
+    def __init__(self, engine: Engine, interval: float = 0.02) -> None:
         self.engine = engine
         self.interval = interval
         self._lock = threading.Lock()

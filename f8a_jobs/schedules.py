@@ -8,7 +8,6 @@ A spec is what the ``jobs.schedule`` column stores, e.g.
 from __future__ import annotations
 
 import functools
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,12 +166,12 @@ def _weekday(token: str) -> int:
 
 def build_trigger(spec: dict[str, Any]) -> BaseTrigger:
     """The APScheduler trigger for a stored spec (cached: triggers are immutable)."""
-    return _cached_trigger(json.dumps(spec, sort_keys=True))
+    return _cached_trigger(tuple(sorted(spec.items())))
 
 
 @functools.lru_cache(maxsize=100_000)
-def _cached_trigger(spec_json: str) -> BaseTrigger:
-    spec = json.loads(spec_json)
+def _cached_trigger(items: tuple[tuple[str, Any], ...]) -> BaseTrigger:
+    spec = dict(items)  # specs hold only scalars, so their items make a cache key
     if spec.get("version") != SPEC_VERSION:
         raise ValueError(f"schedule spec version {spec.get('version')!r} is not {SPEC_VERSION}")
     kind = spec["type"]

@@ -7,6 +7,7 @@ at once with a message saying how to provide one: a skipped backend is not a pas
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -36,6 +38,15 @@ HOW_TO = (
     "F8A_JOBS_TEST_DATABASE_URL at one, e.g. "
     "F8A_JOBS_TEST_DATABASE_URL=postgresql+psycopg2://user:pass@host:5432/postgres make test"
 )
+BROKERS = {
+    "redis": os.environ.get("F8A_JOBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "rabbitmq": os.environ.get("F8A_JOBS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+}
+BROKERS_HOW_TO = (
+    "f8a-jobs tests send flows through Redis and RabbitMQ: start them (e.g. `docker run -p 6379:6379 "
+    "redis:7`, `docker run -p 5672:5672 rabbitmq:3`) or point F8A_JOBS_TEST_REDIS_URL / "
+    "F8A_JOBS_TEST_AMQP_URL at running ones; `redis-server` must be on the PATH too."
+)
 TEST_SETTINGS = {
     "F8A_JOBS_HANDLER_MODULES": "tests.handlers",
     "F8A_JOBS_LEADER_POLL_INTERVAL": "0.5",
@@ -50,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
             connection.execute(text("SELECT 1"))
     except Exception as exc:
         pytest.exit(f"PostgreSQL unreachable at {admin_url}: {exc}\n{HOW_TO}", returncode=3)
+    _require_brokers()
     name = f"f8a_jobs_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -58,6 +70,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.f8a_pg_url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)  # type: ignore[attr-defined]
     os.environ.update(TEST_SETTINGS)
     use_settings(Settings.from_env())
+
+
+def _require_brokers() -> None:
+    for name, url in BROKERS.items():
+        parsed = urlsplit(url)
+        try:
+            socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=3).close()
+        except OSError as exc:
+            pytest.exit(f"{name} unreachable at {url}: {exc}\n{BROKERS_HOW_TO}", returncode=3)
+    if shutil.which("redis-server") is None:
+        pytest.exit(f"redis-server is not on the PATH\n{BROKERS_HOW_TO}", returncode=3)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -10,9 +10,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, free_port, poll
-
-BROKERS = {"redis": "redis://127.0.0.1:6379/0", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//"}
+from tests.conftest import BROKERS, ROOT, free_port, poll
 
 
 class Worker:

@@ -10,10 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from f8a_jobs import wakeups
 from f8a_jobs.schedules import utcnow
+from f8a_jobs.storage.bulk import insert_rows
 from f8a_jobs.storage.tables import flow_outbox
 
 BATCH = 1000
@@ -60,7 +61,7 @@ def _row(job_id: str, flow: Flow) -> dict[str, Any]:
 
 
 def _insert(connection: Connection, rows: list[dict[str, Any]]) -> int:
-    connection.execute(insert(flow_outbox), rows)
+    insert_rows(connection, flow_outbox, rows)
     return len(rows)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 from psycopg2.extras import execute_values
@@ -16,6 +17,7 @@ from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
 
 # COPY text format: backslash escapes for the characters that delimit fields and rows.
 ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
 NULL = "\\N"
 
 
@@ -48,7 +50,7 @@ def _field(value: Any, is_json: bool) -> str:
     if value is None:
         return NULL
     text = json.dumps(value) if is_json else value if isinstance(value, str) else str(value)
-    return text.translate(ESCAPES)
+    return text.translate(ESCAPES) if NEEDS_ESCAPE.search(text) else text
 
 
 def update_rows(

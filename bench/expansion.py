@@ -1,0 +1,132 @@
+"""Expanding a ``$filter`` into the outbox: f8a-jobs beside the original approach.
+
+Each side runs in a child process of its own, so its peak RSS is its own. The original
+approach: json2sql's SQL, ``fetchall()``, then one dispatch call per row (here: one outbox
+INSERT and commit per row, as it was measured).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from f8a_jobs.storage.db import build_engine
+from f8a_jobs.storage.migrate import migrate
+from tests import analytics
+
+QUERY = {
+    "table": "analyses",
+    "joins": [
+        {"table": "versions", "on": {"analyses.version_id": "versions.id"}},
+        {"table": "packages", "on": {"versions.package_id": "packages.id"}},
+        {"table": "ecosystems", "on": {"ecosystems.id": "packages.ecosystem_id"}},
+    ],
+    "select": [
+        "packages.name as name",
+        "ecosystems.name as ecosystem",
+        "versions.identifier as version",
+    ],
+    "where": {"analyses.finished_at": None},
+}
+
+
+def prepare(url: str, rows: int) -> None:
+    """``rows`` unfinished analyses, each of its own version, over 1,000 packages."""
+    engine = build_engine(url)
+    migrate(engine)
+    analytics.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO ecosystems SELECT g, 'eco' || g FROM generate_series(1, 3) g")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO packages SELECT g, 1 + g % 3, 'package-' || g FROM generate_series(1, 1000) g"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO versions SELECT g, 1 + g % 1000, '1.0.' || g FROM generate_series(1, :rows) g"
+            ),
+            {"rows": rows},
+        )
+        connection.execute(
+            text("INSERT INTO analyses SELECT g, g, now(), NULL FROM generate_series(1, :rows) g"),
+            {"rows": rows},
+        )
+        connection.execute(
+            text(
+                "CREATE TABLE baseline_outbox (id bigserial PRIMARY KEY, flow_name text, arguments jsonb)"
+            )
+        )
+        connection.execute(text("ANALYZE"))
+    engine.dispose()
+
+
+def measure(side: str, url: str, limit: int | None = None) -> dict[str, float]:
+    """Run one side in a child process; its row count, seconds and peak RSS."""
+    command = [sys.executable, "-m", "bench.expansion", side, url, str(limit or 0)]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def run_ours(url: str, limit: int) -> int:
+    from f8a_jobs.handlers.flow_scheduling import FlowScheduling
+    from f8a_jobs.settings import Settings, use_settings
+
+    use_settings(Settings(database_url=url))
+    handler = FlowScheduling("expand-bench", engine=build_engine(url))
+    query = {**QUERY, "limit": limit} if limit else QUERY
+    return handler.execute(
+        flow_name="bayesianFlow", flow_arguments=[{"$filter": query, "force": True}]
+    )
+
+
+def run_original(url: str, limit: int) -> int:
+    import psycopg2
+    from json2sql import select2sql
+    from sqlalchemy.engine import make_url
+
+    sql = select2sql(**json.loads(json.dumps(QUERY))) + (f" LIMIT {limit}" if limit else "")
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+        columns = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+        for row in rows:  # one dispatch call per row
+            arguments = {**dict(zip(columns, row, strict=True)), "force": True}
+            cursor.execute(
+                "INSERT INTO baseline_outbox (flow_name, arguments) VALUES (%s, %s)",
+                ("bayesianFlow", json.dumps(arguments)),
+            )
+            connection.commit()
+    return len(rows)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Not ru_maxrss: it survives exec, so a child started by a big
+    parent would report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def _child(side: str, url: str, limit: int) -> None:
+    started = time.perf_counter()
+    count = run_ours(url, limit) if side == "ours" else run_original(url, limit)
+    elapsed = time.perf_counter() - started
+    peak_mb = peak_rss_mb()
+    print(json.dumps({"rows": count, "seconds": elapsed, "peak_rss_mb": peak_mb}))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+
+
+__all__: list[Any] = ["QUERY", "measure", "prepare"]
