@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -236,3 +237,22 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     for server in servers:
         server.stop()
         server.client.close()
+
+
+@contextmanager
+def module_server(backend: str, tmp: Path, config: pytest.Config, prepare: Callable[[Engine], Any] | None = None) -> Iterator[Server]:
+    """One server for a whole test module, on an empty migrated database of ``backend``."""
+    url = f"sqlite:///{tmp / 'jobs.db'}" if backend == "sqlite" else str(config.f8a_pg_url)  # type: ignore[attr-defined]
+    engine = build_engine(url)
+    migrate(engine)
+    wipe(engine)
+    if prepare:
+        prepare(engine)
+    (tmp / "defaults").mkdir()
+    server = Server(url, tmp / "defaults", tmp / "server.log", F8A_JOBS_WORKERS="1").start()
+    server.engine = engine  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.stop()
+        engine.dispose()

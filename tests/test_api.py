@@ -5,9 +5,7 @@ from datetime import timedelta
 import pytest
 
 from f8a_jobs.schedules import utcnow
-from f8a_jobs.storage.db import build_engine
-from f8a_jobs.storage.migrate import migrate
-from tests.conftest import Server, poll, wipe
+from tests.conftest import module_server, poll, wipe
 
 README_FLOWS = {
     "flow_arguments": [
@@ -20,17 +18,8 @@ README_FLOWS = {
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api(request, tmp_path_factory, pytestconfig):
-    tmp = tmp_path_factory.mktemp(f"api-{request.param}")
-    url = f"sqlite:///{tmp / 'jobs.db'}" if request.param == "sqlite" else pytestconfig.f8a_pg_url
-    engine = build_engine(url)
-    migrate(engine)
-    wipe(engine)
-    (tmp / "defaults").mkdir()
-    server = Server(url, tmp / "defaults", tmp / "server.log", F8A_JOBS_WORKERS="1").start()
-    server.engine = engine
-    yield server
-    server.stop()
-    engine.dispose()
+    with module_server(request.param, tmp_path_factory.mktemp(f"api-{request.param}"), pytestconfig) as server:
+        yield server
 
 
 @pytest.fixture

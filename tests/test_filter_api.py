@@ -2,27 +2,17 @@
 
 import pytest
 
-from f8a_jobs.storage.db import build_engine
-from f8a_jobs.storage.migrate import migrate
 from tests import analytics
-from tests.conftest import Server, poll, wipe
+from tests.conftest import module_server, poll
 from tests.test_filters import README_QUERIES
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api(request, tmp_path_factory, pytestconfig):
     tmp = tmp_path_factory.mktemp(f"filter-api-{request.param}")
-    url = f"sqlite:///{tmp / 'jobs.db'}" if request.param == "sqlite" else pytestconfig.f8a_pg_url
-    engine = build_engine(url)
-    migrate(engine)
-    wipe(engine)
-    analytics.create(engine)
-    (tmp / "defaults").mkdir()
-    server = Server(url, tmp / "defaults", tmp / "server.log", F8A_JOBS_WORKERS="1").start()
-    yield server
-    server.stop()
-    analytics.drop(engine)
-    engine.dispose()
+    with module_server(request.param, tmp, pytestconfig, prepare=analytics.create) as server:
+        yield server
+        analytics.drop(server.engine)
 
 
 @pytest.mark.parametrize("path", ["/debug/show-select-query", "/debug-show-select-query"])

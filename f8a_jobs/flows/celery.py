@@ -31,7 +31,9 @@ class CeleryDispatcher(Dispatcher):
         try:
             self.app.connection_for_write().transport  # noqa: B018 - resolves the scheme, no I/O
         except (KeyError, ImportError, ValueError) as error:
-            raise ConfigurationError(f"F8A_JOBS_BROKER_URL: no broker transport for it ({error})") from None
+            raise ConfigurationError(
+                f"F8A_JOBS_BROKER_URL: no broker transport for it ({error})"
+            ) from None
 
     def send(self, flows: list[dict[str, Any]]) -> None:
         sent = 0
