@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine
 
 from f8a_jobs.runs import FAILED, MISSED, RUNNING, SUCCEEDED, new_run_id
 from f8a_jobs.schedules import utcnow
-from f8a_jobs.storage.bulk import insert_rows
+from f8a_jobs.storage.bulk import insert_rows, update_rows
 from f8a_jobs.storage.tables import job_runs
 
 log = logging.getLogger(__name__)
@@ -154,15 +154,8 @@ class RunRecorder:
     def _write(self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
         with self.engine.begin() as connection:
             insert_rows(connection, job_runs, inserts)
-            if updates:
-                statement = (
-                    update(job_runs)
-                    .where(job_runs.c.run_id == bindparam("b_run_id"))
-                    .values({name: bindparam(f"b_{name}") for name in COLUMNS})
-                )
-                connection.execute(
-                    statement, [{f"b_{k}": row[k] for k in ("run_id", *COLUMNS)} for row in updates]
-                )
+            changed = [{name: row[name] for name in ("run_id", *COLUMNS)} for row in updates]
+            update_rows(connection, job_runs, ("run_id",), changed)
 
     def _requeue(self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
         """Put back what a failed write held; a newer state of the same run wins."""

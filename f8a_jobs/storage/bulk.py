@@ -84,11 +84,18 @@ def update_rows(
         f"UPDATE {quote(table.name)} SET {assignments} FROM (VALUES %s) "
         f"AS batch ({', '.join(quote(name) for name in names)}) WHERE {conditions}"
     )
+    is_json = [isinstance(table.c[name].type, JSON) for name in names]
+    values = [
+        tuple(
+            _json(row[name]) if json_column else row[name]
+            for name, json_column in zip(names, is_json, strict=True)
+        )
+        for row in rows
+    ]
     # psycopg2 fills the VALUES list with bound, quoted values (in C, in one statement).
     with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-        execute_values(
-            cursor,
-            statement,
-            [tuple(row[name] for name in names) for row in rows],
-            page_size=len(rows),
-        )
+        execute_values(cursor, statement, values, page_size=len(rows))
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
