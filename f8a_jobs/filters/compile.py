@@ -144,32 +144,38 @@ def _join_condition(
 
 def _check_shape(query: Query, columns: list[Any], grouped: list[Any], ordered: list[Any]) -> None:
     """Refuse what SQL itself refuses: columns outside GROUP BY, ORDER BY outside DISTINCT."""
-    selected = {id(column.element) for column in columns} | {id(column) for column in columns}
     if query.count or grouped:
-        allowed = {id(column) for column in grouped} | {
-            id(column) for column in columns if query.count
-        }
-        if query.select is None and not query.count:
-            raise InvalidInput(
-                f"{query.path}.select", "with 'group_by', name the columns to select"
-            )
-        for column in columns:
-            if not query.count and id(column.element) not in allowed:
-                raise InvalidInput(
-                    f"{query.path}.select", f"{column.name!r} is neither grouped by nor counted"
-                )
-        for column in ordered:
-            if id(column) not in allowed and id(getattr(column, "element", None)) not in allowed:
-                raise InvalidInput(
-                    f"{query.path}.order_by", f"{column.name!r} is neither grouped by nor counted"
-                )
+        _check_grouping(query, columns, grouped, ordered)
     if query.distinct:
+        selected = _identities(columns)
         for column in ordered:
-            if id(column) not in selected:
+            if not _identities([column]) & selected:
                 raise InvalidInput(
                     f"{query.path}.order_by",
                     f"with 'distinct', order by selected columns only, not {column.name!r}",
                 )
+
+
+def _check_grouping(
+    query: Query, columns: list[Any], grouped: list[Any], ordered: list[Any]
+) -> None:
+    if query.select is None and not query.count:
+        raise InvalidInput(f"{query.path}.select", "with 'group_by', name the columns to select")
+    allowed = _identities(grouped) | (_identities(columns) if query.count else set())
+    checks = [("select", column) for column in columns if not query.count]
+    checks += [("order_by", column) for column in ordered]
+    for key, column in checks:
+        if not _identities([column]) & allowed:
+            raise InvalidInput(
+                f"{query.path}.{key}", f"{column.name!r} is neither grouped by nor counted"
+            )
+
+
+def _identities(columns: list[Any]) -> set[int]:
+    """A column and, for a label, the column it names: either identifies it."""
+    return {id(column) for column in columns} | {
+        id(getattr(column, "element", column)) for column in columns
+    }
 
 
 def _source(
