@@ -26,7 +26,7 @@ run: $(RUNTIME)
 	$(BIN)/f8a-jobs serve
 
 test: $(DEV)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(DEV)
 	$(BIN)/python -m bench

@@ -1,8 +1,9 @@
-"""``f8a-jobs serve | migrate | initjobs``."""
+"""``f8a-jobs serve [--role all|api|scheduler] | migrate | initjobs``."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from f8a_jobs import service_state
 from f8a_jobs.default_jobs import load_default_jobs
 from f8a_jobs.errors import ConfigurationError
 from f8a_jobs.flows.dispatchers import make_dispatcher
-from f8a_jobs.settings import Settings, get_settings, use_settings
+from f8a_jobs.settings import ROLES, Settings, get_settings, use_settings
 from f8a_jobs.storage.db import get_engine
 from f8a_jobs.storage.migrate import migrate
 
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (F8A_JOBS_HOST)")
     serve.add_argument("--port", type=int, help="listen port (F8A_JOBS_PORT)")
     serve.add_argument("--workers", type=int, help="gunicorn worker processes (F8A_JOBS_WORKERS)")
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        help="all: API and firing; api: API only; scheduler: firing and probes (F8A_JOBS_ROLE)",
+    )
     serve.set_defaults(command=serve_command)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         command=migrate_command
@@ -75,11 +81,10 @@ def initjobs_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve_command(args: argparse.Namespace, settings: Settings) -> int:
-    overrides = {
-        k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v
-    }
-    settings = Settings(**{**settings.__dict__, **overrides})
+    given = {"host": args.host, "port": args.port, "workers": args.workers, "role": args.role}
+    settings = Settings(**{**settings.__dict__, **{k: v for k, v in given.items() if v}})
     use_settings(settings)
+    refuse_anonymous_exposure(settings)
     make_dispatcher(settings).close()  # a broker URL Celery cannot use stops us here
     engine = get_engine(settings.database_url)
     migrate(engine)
@@ -91,6 +96,26 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def refuse_anonymous_exposure(settings: Settings) -> None:
+    """Secure by default: an API reachable from other machines needs tokens, or consent."""
+    if settings.api_tokens or settings.allow_anonymous or is_loopback(settings.host):
+        return
+    raise ConfigurationError(
+        f"F8A_JOBS_HOST={settings.host!r} is reachable from other machines and "
+        "F8A_JOBS_API_TOKENS is not set: set tokens, or F8A_JOBS_ALLOW_ANONYMOUS=true to let "
+        "anyone who reaches it use the API"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
 def _gunicorn(settings: Settings) -> Any:
     from gunicorn.app.base import BaseApplication
 
@@ -99,9 +124,11 @@ def _gunicorn(settings: Settings) -> Any:
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
-            self.cfg.set("workers", settings.workers or (1 if engine_is_sqlite else 2))
+            self.cfg.set("workers", _workers(settings, engine_is_sqlite))
             self.cfg.set("worker_class", "uvicorn_worker.UvicornWorker")
-            self.cfg.set("graceful_timeout", 30)
+            # A worker that leads hands over within F8A_JOBS_SHUTDOWN_TIMEOUT; gunicorn waits
+            # a little longer before it kills the worker (see the README's "Stopping").
+            self.cfg.set("graceful_timeout", settings.graceful_timeout)
             self.cfg.set("loglevel", settings.log_level.lower())
 
         def load(self) -> Any:
@@ -110,6 +137,12 @@ def _gunicorn(settings: Settings) -> Any:
             return create_app(settings)
 
     return Server()
+
+
+def _workers(settings: Settings, engine_is_sqlite: bool) -> int:
+    if settings.role == "scheduler":
+        return 1  # one process contends for the lock; more would only stand by
+    return settings.workers or (1 if engine_is_sqlite else 2)
 
 
 if __name__ == "__main__":

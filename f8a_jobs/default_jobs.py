@@ -1,7 +1,9 @@
 """Default jobs: YAML files loaded at every start; loading twice creates no duplicate.
 
 A file names its job (``job_id``), so its job is created the first time, updated when the file
-changes, and left alone otherwise. A bad file is reported with its name and skipped.
+changes, and left alone otherwise. The file's ``state`` applies only when it creates the job: a
+pause made through the API survives a changed file. A file never overwrites a job that came
+from elsewhere (the API, or another file). A bad file is reported with its name and skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy import Engine, insert, select
 from f8a_jobs import wakeups
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.jobs import JobDefinition, parse_job, replace_job
+from f8a_jobs.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.storage.locks import exclusive
 from f8a_jobs.storage.tables import jobs
@@ -51,6 +54,10 @@ def read_job_file(path: Path) -> tuple[dict[str, Any], str]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InvalidInput("yaml", f"not valid YAML: {exc}") from None
+    except RecursionError:
+        data = [[]] * (MAX_DEPTH + 1)
+    if depth_exceeds(data):
+        raise InvalidInput("yaml", f"nested more than {MAX_DEPTH} levels deep")
     if not isinstance(data, dict):
         raise InvalidInput("yaml", "the file must hold one mapping of job options")
     for key in REQUIRED:
@@ -81,8 +88,14 @@ def _load_file(engine: Engine, path: Path, report: LoadReport) -> None:
     data, digest = read_job_file(path)
     with engine.connect() as connection:
         known = connection.execute(
-            select(jobs.c.source_hash).where(jobs.c.job_id == data["job_id"])
+            select(jobs.c.source, jobs.c.source_hash).where(jobs.c.job_id == data["job_id"])
         ).first()
+    if known is not None and known.source != path.name:
+        origin = "through the API" if known.source == "api" else f"by {known.source}"
+        raise InvalidInput(
+            "job_id",
+            f"job {data['job_id']!r} was created {origin}; {path.name} does not overwrite it",
+        )
     if known is not None and known.source_hash == digest:
         report.unchanged.append(data["job_id"])
         return

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs import wakeups
 from f8a_jobs.errors import DuplicateJob, InvalidInput, JobNotFound
 from f8a_jobs.handlers.registry import get_handler
+from f8a_jobs.json_values import MAX_DEPTH, depth_exceeds
+from f8a_jobs.runs import lifecycle
 from f8a_jobs.schedules import (
     describe,
     first_run_time,
@@ -28,7 +30,7 @@ from f8a_jobs.schedules import (
     utcnow,
 )
 from f8a_jobs.settings import get_settings
-from f8a_jobs.storage.tables import job_runs, jobs
+from f8a_jobs.storage.tables import jobs
 
 STATES = ("running", "paused")
 SCHEDULE_KEYS = ("when", "periodically", "cron", "misfire_grace_time", "state")
@@ -79,6 +81,8 @@ def parse_job(
     if not isinstance(handler, str) or not handler:
         raise InvalidInput("handler", "required: the name of a registered handler")
     kwargs = data.get("kwargs", {})
+    if depth_exceeds(kwargs):
+        raise InvalidInput("kwargs", f"nested more than {MAX_DEPTH} levels deep")
     get_handler(handler).validate(kwargs)
     grace = data.get("misfire_grace_time")
     return JobDefinition(
@@ -122,11 +126,16 @@ def create_job(engine: Engine, job: JobDefinition) -> dict[str, Any]:
 
 
 def replace_job(connection: Connection, job: JobDefinition) -> None:
-    """Overwrite a job's definition (a changed default job file); its history stays."""
+    """Overwrite a job's definition (a changed default job file) but its state: a pause made
+    through the API stays. Its history stays too."""
+    row = job.row(utcnow())
+    del row["state"]
+    upcoming = first_run_time(job.schedule)
+    row["next_run_time"] = case(
+        (jobs.c.state == "paused", None), else_=literal(upcoming, jobs.c.next_run_time.type)
+    )
     connection.execute(
-        update(jobs)
-        .where(jobs.c.job_id == job.job_id)
-        .values(**job.row(utcnow()), revision=jobs.c.revision + 1)
+        update(jobs).where(jobs.c.job_id == job.job_id).values(**row, revision=jobs.c.revision + 1)
     )
 
 
@@ -187,12 +196,13 @@ def set_job_state(engine: Engine, job_id: str, state: str) -> dict[str, Any]:
 
 
 def delete_job(engine: Engine, job_id: str) -> None:
-    """Delete a job and its run history (flows it dispatched stay in the outbox)."""
+    """Delete a job and its runs, queued ones included; a run still going ends unrecorded and
+    its flows are dropped. Flows its earlier runs dispatched stay in the outbox."""
     with wakeups.changing(engine, wakeups.JOBS) as connection:
         deleted = connection.execute(delete(jobs).where(jobs.c.job_id == job_id)).rowcount
         if not deleted:
             raise JobNotFound(job_id)
-        connection.execute(delete(job_runs).where(job_runs.c.job_id == job_id))
+        lifecycle.delete_runs(connection, job_id)
 
 
 def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:

@@ -1,33 +1,45 @@
-"""Leadership: every service process contends for the leader lock; the holder fires jobs.
+"""Leadership: every firing-capable process contends for the leader lock; the holder fires jobs.
 
-The leader waits for wake-ups (LISTEN/NOTIFY on PostgreSQL, in-process calls on SQLite) or
-the poll interval, then applies the service state, starts queued runs and wakes APScheduler.
-When the holder dies, the database releases its lock and a standby takes over within one poll
-interval.
+Each term starts by bumping the leadership epoch, which fences the previous holder out of every
+write that starts something. The leader waits for wake-ups (LISTEN/NOTIFY on PostgreSQL,
+in-process calls on SQLite) or the poll interval, then applies the service state, does the
+housekeeping (failing the runs of processes that are gone, retention) and wakes its parts.
+
+A term ends when the lock's session is lost, another term fences this one, a part's thread has
+died, or the process stops. Ending it stops starting things first and releases the lock at
+once, so a standby can lead while the runs in flight here end (up to
+``F8A_JOBS_SHUTDOWN_TIMEOUT``); then the term's threads and connections go.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import select
+import socket
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import Engine
 
 from f8a_jobs import service_state, wakeups
+from f8a_jobs.runs import lifecycle, retention
 from f8a_jobs.scheduler import FiringScheduler
+from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
-from f8a_jobs.storage.db import is_postgresql
+from f8a_jobs.storage.db import is_postgresql, term_engine
 from f8a_jobs.storage.locks import LeaderLock
 
 log = logging.getLogger(__name__)
+RETENTION_EVERY = 60.0  # seconds between retention batches
 
 
 class Leadership:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.lock = LeaderLock(engine)
         self.scheduler: FiringScheduler | None = None
         self._stop = threading.Event()
@@ -40,13 +52,23 @@ class Leadership:
     def role(self) -> str:
         return "leader" if self.scheduler is not None else "standby"
 
+    def problems(self) -> list[str]:
+        """Threads that should run here but have died (what liveness reports)."""
+        if not self._thread.is_alive() and not self._stop.is_set():
+            return ["leadership"]
+        scheduler = self.scheduler
+        return scheduler.dead_threads() if scheduler else []
+
     def start(self) -> None:
+        wakeups.subscribe(self._on_local_wakeup)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=self.settings.shutdown_timeout + 5)
+        wakeups.unsubscribe(self._on_local_wakeup)
+        self.lock.close()
 
     def _contend(self) -> None:
         while not self._stop.is_set():
@@ -59,30 +81,63 @@ class Leadership:
             self._stop.wait(self.settings.leader_poll_interval)
 
     def _lead(self) -> None:
-        log.info("this process is the leader: firing jobs")
-        scheduler = FiringScheduler(self.engine, self.settings)
-        scheduler.start(paused=service_state.get_state(self.engine) == "paused")
-        self.scheduler = scheduler
-        wakeups.subscribe(self._on_local_wakeup)
-        if self.lock.connection is not None:
-            with self.lock.connection.cursor() as cursor:
-                cursor.execute(f"LISTEN {wakeups.CHANNEL}")
+        engine = term_engine(self.settings.database_url)
         try:
-            while not self._stop.is_set() and self.lock.still_held():
-                scheduler.set_paused(service_state.get_state(self.engine) == "paused")
-                scheduler.run_queued()
-                scheduler.wakeup()
+            with engine.begin() as connection:
+                epoch = lifecycle.begin_term(connection, self.owner, utcnow())
+            scheduler = FiringScheduler(engine, self.settings, epoch, self.owner, self._wake.set)
+            scheduler.start(paused=service_state.get_state(engine) == "paused")
+        except Exception:
+            engine.dispose()
+            raise
+        log.info("this process leads (term %d): firing jobs", epoch)
+        self.scheduler = scheduler
+        self._listen("LISTEN")
+        term = Housekeeping(engine, self.settings, epoch)
+        try:
+            while self._leading(scheduler):
+                self._tick(scheduler, term)
                 self._wait_for_wakeup()
         finally:
-            wakeups.unsubscribe(self._on_local_wakeup)
             self.scheduler = None
-            scheduler.stop()
-            self.lock.release()
-            log.info("this process stopped leading")
+            scheduler.stop_starting()
+            self._listen("UNLISTEN")
+            self.lock.release()  # a standby may lead now, while our runs in flight end
+            scheduler.drain(self.settings.shutdown_timeout)
+            engine.dispose()
+            log.info("this process stopped leading (term %d)", epoch)
 
-    def _on_local_wakeup(self, topic: str) -> None:
-        if topic != wakeups.FLOWS:
-            self._wake.set()
+    def _leading(self, scheduler: FiringScheduler) -> bool:
+        if self._stop.is_set() or scheduler.lost.is_set() or not self.lock.still_held():
+            return False
+        dead = scheduler.dead_threads()
+        if dead:
+            log.error("threads of this term died (%s): ending the term", ", ".join(dead))
+        return not dead
+
+    def _tick(self, scheduler: FiringScheduler, term: Housekeeping) -> None:
+        try:
+            scheduler.set_paused(service_state.get_state(self.engine) == "paused")
+            term.run()
+        except lifecycle.LostLeadership:
+            scheduler.lost.set()
+        except Exception as error:
+            log.warning("housekeeping failed (%s); trying again next tick", error)
+        scheduler.wakeup()
+
+    def _listen(self, verb: str) -> None:
+        connection: Any = self.lock.connection
+        if connection is None or not is_postgresql(self.engine):
+            return
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"{verb} {wakeups.CHANNEL}")
+            connection.notifies.clear()
+        except Exception as error:
+            log.warning("%s failed (%s)", verb, error)
+
+    def _on_local_wakeup(self, _topic: str) -> None:
+        self._wake.set()
 
     def _wait_for_wakeup(self) -> None:
         timeout = self.settings.leader_poll_interval
@@ -95,3 +150,39 @@ class Leadership:
         if readable:
             connection.poll()
             connection.notifies.clear()
+
+
+class Housekeeping:
+    """A term's periodic chores: fail the runs of processes that are gone; retention."""
+
+    def __init__(self, engine: Engine, settings: Settings, epoch: int) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.epoch = epoch
+        self.started = time.monotonic()
+        self.last_retention = 0.0
+
+    def run(self) -> None:
+        now = time.monotonic()
+        # A live process heartbeats within a lease of this term's start (even after the
+        # database was down): before that, a stale heartbeat proves nothing.
+        if now - self.started > self.settings.run_lease:
+            with self.engine.begin() as connection:
+                failed = lifecycle.fail_orphans(
+                    connection, self.epoch, self.settings.run_lease, utcnow()
+                )
+            if failed:
+                log.warning("failed %d runs whose process is gone", failed)
+        if now - self.last_retention > RETENTION_EVERY:
+            self.last_retention = now
+            self.retain()
+
+    def retain(self) -> None:
+        days, keep = self.settings.run_retention_days, self.settings.run_keep_last
+        with self.engine.begin() as connection:
+            runs = retention.delete_old_runs(connection, days, keep, utcnow())
+            flows = retention.delete_old_flows(connection, days, utcnow())
+        if runs or flows:
+            log.info(
+                "retention: deleted %d runs and %d flows older than %g days", runs, flows, days
+            )

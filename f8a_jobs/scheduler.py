@@ -1,145 +1,104 @@
-"""The firing scheduler: APScheduler 3 with our job store, our executor and run recording.
+"""The firing scheduler: what the leader runs during one leadership term.
 
-Only the leader process (see ``leader.py``) runs one. Every due run ends in ``job_runs``: it
-runs (``succeeded``/``failed``), or it is recorded ``missed`` with the reason — coalesced into a
-later run, beyond its misfire grace time, or skipped because the previous run still runs.
+APScheduler 3 reads jobs through our job store and hands due run times to ``FireForwarder``;
+each pass ends in one transaction that queues the due runs (``runs.firing``). The executor
+claims queued runs and runs their handlers, the writer records how they ended, and the relay
+delivers their flows. Every part is fenced by the term's epoch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 
+from f8a_jobs.executors.threads import ThreadExecutor
 from f8a_jobs.flows.dispatchers import make_dispatcher
 from f8a_jobs.flows.relay import Relay
-from f8a_jobs.handlers.registry import get_handler
-from f8a_jobs.recorder import RunRecorder
-from f8a_jobs.runs import FAILED, QUEUED, RUNNING
-from f8a_jobs.schedules import utcnow
+from f8a_jobs.runs.firing import FireBatch
+from f8a_jobs.runs.writer import RunWriter
 from f8a_jobs.settings import Settings
 from f8a_jobs.storage.jobstore import JobRowStore
-from f8a_jobs.storage.tables import job_runs, jobs
 
 log = logging.getLogger(__name__)
-ORPHANED = "the process running it stopped before the run ended (it may have run partly)"
 
 
-def execute_handler(handler: str, job_id: str, engine: Engine, **kwargs: Any) -> Any:
-    """What every job's APScheduler ``func`` is: run the named handler."""
-    return get_handler(handler)(job_id, engine=engine).execute(**kwargs)
+class FireForwarder(BaseExecutor):
+    """APScheduler's executor: due run times become fires, queued as runs at the pass's end."""
 
-
-class RecordingExecutor(BaseExecutor):
-    """Runs jobs on a thread pool and accounts for every run time APScheduler hands it."""
-
-    def __init__(self, recorder: RunRecorder, threads: int) -> None:
+    def __init__(self, batch: FireBatch) -> None:
         super().__init__()
-        self.recorder = recorder
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="f8a-jobs-run")
-
-    def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait)
+        self.batch = batch
 
     def submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        *earlier, latest = run_times
-        if earlier:
-            self._record_skipped(job, earlier, latest)
-        with self._lock:
-            if self._instances[job.id] >= job.max_instances:
-                self.recorder.missed(job.id, [latest], "the previous run was still running")
-                return
-            self._instances[job.id] += 1
-        self._pool.submit(self._run, job, latest)
-
-    def submit_queued(self, job: Job, run_id: str, requested_at: datetime) -> None:
-        """A run asked for through the API: it runs even if another run is in progress."""
-        with self._lock:
-            self._instances[job.id] += 1
-        self._pool.submit(self._run, job, requested_at, run_id)
+        self.batch.fire(job.id, run_times, job.misfire_grace_time)
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         raise NotImplementedError("submit_job does the work")
 
-    def _record_skipped(self, job: Job, earlier: Sequence[datetime], latest: datetime) -> None:
-        now = utcnow()
-        grace = timedelta(seconds=job.misfire_grace_time)
-        too_late = [moment for moment in earlier if now - moment > grace]
-        coalesced = [moment for moment in earlier if now - moment <= grace]
-        if too_late:
-            self.recorder.missed(
-                job.id, too_late, f"missed by more than the misfire grace time of {grace}"
-            )
-        if coalesced:
-            self.recorder.missed(
-                job.id, coalesced, f"coalesced into the run scheduled for {latest.isoformat()}"
-            )
-
-    def _run(self, job: Job, scheduled_for: datetime, run_id: str | None = None) -> None:
-        try:
-            late = utcnow() - scheduled_for
-            if run_id is None and late > timedelta(seconds=job.misfire_grace_time):
-                reason = (
-                    f"late by {late}, beyond the misfire grace time of {job.misfire_grace_time} s"
-                )
-                self.recorder.missed(job.id, [scheduled_for], reason)
-                return
-            run_id = self.recorder.started(job.id, scheduled_for, run_id)
-            try:
-                job.func(*job.args, **job.kwargs)
-            except Exception as error:
-                log.exception("job %s failed", job.id)
-                self.recorder.failed(run_id, error, job.args[0], job.kwargs)
-            else:
-                self.recorder.succeeded(run_id)
-        except Exception:
-            log.exception("recording a run of job %s failed", job.id)
-        finally:
-            with self._lock:
-                self._instances[job.id] -= 1
-                if not self._instances[job.id]:
-                    del self._instances[job.id]
-
 
 class FiringScheduler:
-    """Everything the leader runs: APScheduler, the run recorder and the flow relay."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        epoch: int,
+        owner: str,
+        on_lost: Callable[[], None],
+    ) -> None:
         self.engine = engine
-        self.recorder = RunRecorder(engine)
-        self.store = JobRowStore(engine)
-        self.executor = RecordingExecutor(self.recorder, settings.executor_threads)
+        self.epoch = epoch
+        self.lost = threading.Event()
+
+        def lost() -> None:
+            self.lost.set()
+            on_lost()
+
+        self.writer = RunWriter(engine)
+        self.executor = ThreadExecutor(engine, settings, self.writer, owner, epoch, lost)
+        self.batch = FireBatch(engine, epoch, self.executor.wakeup, lost)
+        self.store = JobRowStore(engine, self.batch)
         self.apscheduler = BackgroundScheduler(
             timezone=UTC,
             jobstores={"default": self.store},
-            executors={"default": self.executor},
+            executors={"default": FireForwarder(self.batch)},
             jobstore_retry_interval=1,
         )
-        self.relay = Relay(engine, make_dispatcher(settings))
+        self.relay = Relay(engine, make_dispatcher(settings), epoch, lost)
 
     def start(self, paused: bool) -> None:
-        self.fail_orphaned_runs()
-        self.recorder.start()
+        self.writer.start()
+        self.executor.start()
         self.apscheduler.start(paused=paused)
         self.relay.start()
 
-    def stop(self) -> None:
-        """Finish the runs in progress; what is due but not started stays due in the database."""
-        self.store.close()
-        self.apscheduler.shutdown(wait=True)
-        self.recorder.stop()
-        self.relay.stop()
+    def threads(self) -> dict[str, threading.Thread | None]:
+        return {
+            "apscheduler": getattr(self.apscheduler, "_thread", None),
+            "claimer": self.executor.thread,
+            "run-writer": self.writer.thread,
+            "relay": self.relay.thread,
+        }
+
+    def dead_threads(self) -> list[str]:
+        """The parts that should run but whose thread has died."""
+        return [
+            name
+            for name, thread in self.threads().items()
+            if thread is None or not thread.is_alive()
+        ]
 
     def wakeup(self) -> None:
         self.apscheduler.wakeup()
+        self.executor.wakeup()
+        self.relay.wakeup()
 
     def set_paused(self, paused: bool) -> None:
         if paused and self.apscheduler.state != STATE_PAUSED:
@@ -149,33 +108,36 @@ class FiringScheduler:
             self.apscheduler.resume()
             log.info("firing resumed")
 
-    def fail_orphaned_runs(self) -> int:
-        """Runs still ``running`` when a process becomes leader belonged to one that died."""
-        with self.engine.begin() as connection:
-            return connection.execute(
-                update(job_runs)
-                .where(job_runs.c.status == RUNNING)
-                .values(status=FAILED, finished_at=utcnow(), error=ORPHANED)
-            ).rowcount
+    def stop_starting(self) -> None:
+        """Fire, claim and deliver nothing more; runs in flight go on (see ``drain``).
 
-    def run_queued(self) -> int:
-        """Start the runs asked for with ``POST /jobs/{id}/run``."""
-        query = (
-            select(job_runs.c.run_id, job_runs.c.scheduled_for, jobs)
-            .join(jobs, jobs.c.job_id == job_runs.c.job_id)
-            .where(job_runs.c.status == QUEUED)
-            .order_by(job_runs.c.scheduled_for)
-            .limit(100)
+        What is due but not fired stays due in the database. Every step runs even when an
+        earlier one fails: a stop that stopped half would leave threads working for a term
+        that has ended.
+        """
+        _each(
+            ("job store", self.store.close),
+            ("apscheduler", lambda: self.apscheduler.shutdown(wait=True)),
+            ("claiming", self.executor.stop_claiming),
+            ("relay", self.relay.stop),
         )
-        with self.engine.begin() as connection:
-            rows = connection.execute(query).all()
-            if not rows:
-                return 0
-            connection.execute(
-                update(job_runs)
-                .where(job_runs.c.run_id.in_([row.run_id for row in rows]))
-                .values(status=RUNNING, started_at=utcnow())
-            )
-        for row in rows:
-            self.executor.submit_queued(self.store.job_from_row(row), row.run_id, row.scheduled_for)
-        return len(rows)
+
+    def drain(self, timeout: float) -> None:
+        """Let the runs in flight end (up to ``timeout`` s), record them, stop the rest."""
+        _each(
+            ("runs in flight", lambda: self.executor.drain(timeout)),
+            ("executor", self.executor.stop),
+            ("run writer", self.writer.stop),
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_starting()
+        self.drain(timeout)
+
+
+def _each(*steps: tuple[str, Callable[[], object]]) -> None:
+    for name, step in steps:
+        try:
+            step()
+        except Exception:
+            log.exception("stopping the %s failed; stopping the rest", name)

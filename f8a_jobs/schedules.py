@@ -50,17 +50,32 @@ def _parse_text_time(text: str, now: datetime, field: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError:
         pass
+    naive_now = now.replace(tzinfo=None, second=0, microsecond=0)
     try:
-        moment = date_parser.parse(text, default=now.replace(tzinfo=None, second=0, microsecond=0))
-        year_given = date_parser.parse(text, default=datetime(2000, 1, 1)).year != 2000 or (
-            date_parser.parse(text, default=datetime(2004, 1, 1)).year != 2004
-        )
+        # Two defaults tell which parts the text names. Both are leap years, so that a
+        # year-less "Feb 29" parses, and means the next Feb 29.
+        first = date_parser.parse(text, default=datetime(2000, 1, 1))
+        second = date_parser.parse(text, default=datetime(2004, 2, 2))
+        if first.year != 2000 or second.year != 2004:  # a year is given
+            return date_parser.parse(text, default=naive_now)
+        if (first.month, first.day) != (second.month, second.day):  # no full date given
+            first = date_parser.parse(text, default=naive_now)
     except (ValueError, OverflowError):
         raise InvalidInput(field, f"cannot read {text!r} as a date and time") from None
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    if not year_given and aware < now - CLOCK_SKEW:
-        moment = moment.replace(year=moment.year + 1)
-    return moment
+    return _next_occurrence(first, now)
+
+
+def _next_occurrence(moment: datetime, now: datetime) -> datetime:
+    """The first year from ``now``'s on in which month, day and time exist and are not past."""
+    for year in range(now.year, now.year + 9):  # a Feb 29 comes within eight years
+        try:
+            candidate = moment.replace(year=year)
+        except ValueError:  # Feb 29 in a common year
+            continue
+        aware = candidate.replace(tzinfo=UTC) if candidate.tzinfo is None else candidate
+        if aware >= now - CLOCK_SKEW:
+            return candidate
+    raise AssertionError(f"no next occurrence of {moment!r}")  # unreachable: 8 years suffice
 
 
 def parse_duration(value: Any, field: str) -> int:

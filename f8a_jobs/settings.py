@@ -1,4 +1,8 @@
-"""Every knob of the service, read once from ``F8A_JOBS_*`` environment variables."""
+"""Every knob of the service, read once from ``F8A_JOBS_*`` environment variables.
+
+A malformed value stops the service with the variable's name and the values it accepts; a
+boolean is never read as false just because it is not a known word for true.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ from f8a_jobs.errors import ConfigurationError
 
 N = TypeVar("N", int, float)
 PACKAGE_DIR = Path(__file__).resolve().parent
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ROLES = ("all", "api", "scheduler")
 
 
 def bundled_path(name: str) -> Path:
@@ -29,46 +37,68 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 34000
     workers: int = 0  # 0: one on SQLite (wake-ups stay in-process), two on PostgreSQL
+    role: str = "all"
     paused: bool = False
     filter_timeout: float = 30.0
     broker_url: str | None = None
     broker_queue: str = "celery"
     handler_modules: tuple[str, ...] = ()
     api_tokens: tuple[str, ...] = ()
+    allow_anonymous: bool = False
     executor_threads: int = 20
+    api_pool_size: int = 10
     misfire_grace_time: int = 3600
     leader_poll_interval: float = 2.0
+    run_lease: float = 20.0
+    shutdown_timeout: float = 25.0
+    result_max_bytes: int = 65536
+    run_retention_days: float = 30.0
+    run_keep_last: int = 100
     log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment; a malformed value names its variable."""
-        env = os.environ if env is None else env
-        get = env.get
-        paused = get("F8A_JOBS_PAUSED", get("JOB_SERVICE_PAUSED", ""))
+        source: Mapping[str, str] = os.environ if env is None else env
+        env = source
+        get = source.get
+
+        def number(name: str, default: N, kind: Callable[[str], N]) -> N:
+            return _number(source, f"F8A_JOBS_{name}", default, kind)
+
+        paused_name = "F8A_JOBS_PAUSED" if "F8A_JOBS_PAUSED" in env else "JOB_SERVICE_PAUSED"
         return cls(
             database_url=get("F8A_JOBS_DATABASE_URL", cls.database_url),
             filter_database_url=get("F8A_JOBS_FILTER_DATABASE_URL") or None,
             filter_tables=_csv(get("F8A_JOBS_FILTER_TABLES")) or None,
             default_jobs_dir=Path(get("F8A_JOBS_DEFAULT_JOBS_DIR") or cls.default_jobs_dir),
             host=get("F8A_JOBS_HOST", cls.host),
-            port=_number(env, "F8A_JOBS_PORT", cls.port, int),
-            workers=_number(env, "F8A_JOBS_WORKERS", cls.workers, int),
-            paused=paused.strip().lower() in {"1", "true", "yes", "on"},
-            filter_timeout=_number(env, "F8A_JOBS_FILTER_TIMEOUT", cls.filter_timeout, float),
+            port=number("PORT", cls.port, int),
+            workers=number("WORKERS", cls.workers, int),
+            role=_choice(env, "F8A_JOBS_ROLE", cls.role, ROLES),
+            paused=_boolean(env, paused_name, False),
+            filter_timeout=number("FILTER_TIMEOUT", cls.filter_timeout, float),
             broker_url=get("F8A_JOBS_BROKER_URL") or None,
             broker_queue=get("F8A_JOBS_BROKER_QUEUE") or cls.broker_queue,
             handler_modules=_csv(get("F8A_JOBS_HANDLER_MODULES")),
             api_tokens=_csv(get("F8A_JOBS_API_TOKENS")),
-            executor_threads=_number(env, "F8A_JOBS_EXECUTOR_THREADS", cls.executor_threads, int),
-            misfire_grace_time=_number(
-                env, "F8A_JOBS_MISFIRE_GRACE_TIME", cls.misfire_grace_time, int
-            ),
-            leader_poll_interval=_number(
-                env, "F8A_JOBS_LEADER_POLL_INTERVAL", cls.leader_poll_interval, float
-            ),
-            log_level=get("F8A_JOBS_LOG_LEVEL", cls.log_level).upper(),
+            allow_anonymous=_boolean(env, "F8A_JOBS_ALLOW_ANONYMOUS", False),
+            executor_threads=number("EXECUTOR_THREADS", cls.executor_threads, int),
+            api_pool_size=number("API_POOL_SIZE", cls.api_pool_size, int),
+            misfire_grace_time=number("MISFIRE_GRACE_TIME", cls.misfire_grace_time, int),
+            leader_poll_interval=number("LEADER_POLL_INTERVAL", cls.leader_poll_interval, float),
+            run_lease=number("RUN_LEASE", cls.run_lease, float),
+            shutdown_timeout=number("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, float),
+            result_max_bytes=number("RESULT_MAX_BYTES", cls.result_max_bytes, int),
+            run_retention_days=number("RUN_RETENTION", cls.run_retention_days, float),
+            run_keep_last=number("RUN_KEEP_LAST", cls.run_keep_last, int),
+            log_level=_choice(env, "F8A_JOBS_LOG_LEVEL", cls.log_level, LOG_LEVELS, str.upper),
         )
+
+    @property
+    def graceful_timeout(self) -> int:
+        """gunicorn's limit for a worker to stop: the hand-over's, plus time to exit."""
+        return int(self.shutdown_timeout) + 5
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -87,6 +117,34 @@ def _number(env: Mapping[str, str], name: str, default: N, kind: Callable[[str],
         ) from None
     if value <= 0:
         raise ConfigurationError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    word = raw.strip().lower()
+    if word in TRUE or word in FALSE:
+        return word in TRUE
+    raise ConfigurationError(
+        f"{name}={raw!r} is not a boolean; use one of {', '.join(TRUE)} or {', '.join(FALSE)}"
+    )
+
+
+def _choice(
+    env: Mapping[str, str],
+    name: str,
+    default: str,
+    choices: tuple[str, ...],
+    normalise: Callable[[str], str] = str.lower,
+) -> str:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = normalise(raw.strip())
+    if value not in choices:
+        raise ConfigurationError(f"{name}={raw!r} is not one of {', '.join(choices)}")
     return value
 
 

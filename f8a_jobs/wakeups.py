@@ -49,12 +49,13 @@ def publish_local(topic: str) -> None:
 
 
 @contextmanager
-def changing(engine: Engine, topic: str) -> Iterator[Connection]:
-    """A transaction whose commit wakes the scheduler about ``topic``."""
+def changing(engine: Engine, topic: str | None) -> Iterator[Connection]:
+    """A transaction whose commit wakes the leader about ``topic`` (None: about nothing)."""
     with engine.begin() as connection:
         yield connection
-        if is_postgresql(engine):
+        if topic and is_postgresql(engine):
             connection.execute(
                 text("SELECT pg_notify(:channel, :topic)"), {"channel": CHANNEL, "topic": topic}
             )
-    publish_local(topic)
+    if topic:
+        publish_local(topic)

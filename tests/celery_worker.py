@@ -12,7 +12,7 @@ from celery import Celery
 
 app = Celery("f8a_jobs_test_worker", broker=os.environ["F8A_TEST_BROKER_URL"])
 app.conf.task_default_queue = os.environ["F8A_TEST_QUEUE"]
-HEADERS = ("f8a_jobs_outbox_id", "f8a_jobs_job_id", "f8a_jobs_task_names", "f8a_jobs_run_subsequent", "f8a_jobs_follow_subflows")
+HEADERS = ("f8a_jobs_flow_key", "f8a_jobs_outbox_id", "f8a_jobs_job_id", "f8a_jobs_task_names", "f8a_jobs_run_subsequent", "f8a_jobs_follow_subflows")
 
 
 def record(task, kwargs):

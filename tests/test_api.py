@@ -150,7 +150,8 @@ def test_failed_runs_are_listed_with_traceback_and_cleaned(client):
 
 
 def test_service_pause_stops_firing_until_resumed(client):
-    assert client.get("/service/state").json() == {"state": "running", "scheduler": "leader"}
+    state = poll(lambda: client.get("/service/state").json()["scheduler"] == "leader" and client.get("/service/state").json())
+    assert state["state"] == "running" and state["leader"]["epoch"] >= 1
     assert client.put("/service/state", params={"state": "paused"}).json()["state"] == "paused"
     client.post("/jobs", json={"job_id": "held", "handler": "Noop"})
     client.post("/jobs", json={"job_id": "probe", "handler": "Noop", "state": "paused"})

@@ -68,7 +68,7 @@ def test_the_worker_receives_exactly_the_flows_a_job_dispatched(broker, pg_url, 
     assert len(received) == 4 and {flow["status"] for flow in sent.values()} == {"sent"}
     for message in received:
         flow = sent[message["headers"]["f8a_jobs_outbox_id"]]
-        assert message["id"] == f"f8a-jobs-flow-{flow['id']}"
+        assert message["id"] == f"f8a-jobs-flow-{flow['key']}" and message["headers"]["f8a_jobs_flow_key"] == flow["key"]
         assert message["name"] == flow["flow_name"] and message["kwargs"] == flow["arguments"]
     assert sorted(m["kwargs"]["name"] for m in received) == ["a", "b", "c", "d"]
     other = next(m for m in received if m["name"] == "otherFlow")

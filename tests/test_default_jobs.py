@@ -41,14 +41,43 @@ def test_loading_twice_creates_no_duplicate_and_keeps_the_schedule(engine, tmp_p
     assert jobs.list_jobs(engine)[1] == 1
 
 
-def test_a_changed_file_updates_its_job(engine, tmp_path):
+def test_a_changed_file_updates_its_job_but_not_its_state(engine, tmp_path):
     write(tmp_path, "nightly.yaml", JOB)
     load_default_jobs(engine, tmp_path)
     write(tmp_path, "nightly.yaml", {**JOB, "periodically": "12 hours", "state": "paused"})
     assert load_default_jobs(engine, tmp_path).updated == ["nightly"]
     job = jobs.get_job(engine, "nightly")
-    assert job["periodically"] == "12 hours" and job["state"] == "paused"
-    assert job["source"] == "nightly.yaml"
+    assert job["periodically"] == "12 hours" and job["state"] == "running"
+    assert job["source"] == "nightly.yaml" and job["next_run_time"] is not None
+
+
+def test_a_pause_made_through_the_api_survives_a_changed_file(engine, tmp_path):
+    write(tmp_path, "nightly.yaml", JOB)
+    load_default_jobs(engine, tmp_path)
+    jobs.set_job_state(engine, "nightly", "paused")
+    write(tmp_path, "nightly.yaml", {**JOB, "periodically": "12 hours"})
+    assert load_default_jobs(engine, tmp_path).updated == ["nightly"]
+    job = jobs.get_job(engine, "nightly")
+    assert job["periodically"] == "12 hours"
+    assert job["state"] == "paused" and job["next_run_time"] is None
+
+
+def test_a_file_never_overwrites_a_job_made_elsewhere(engine, tmp_path):
+    api_job = jobs.create_job(engine, jobs.parse_job({**JOB, "periodically": "1 week"}))
+    write(tmp_path, "nightly.yaml", JOB)
+    other = tmp_path / "other"
+    other.mkdir()
+    write(other, "copy.yaml", {**JOB, "job_id": "copied"})
+    write(other, "nightly-again.yaml", JOB)
+    report = load_default_jobs(engine, tmp_path)
+    assert report.created == [] and report.errors == [
+        "nightly.yaml: job_id: job 'nightly' was created through the API; nightly.yaml does not overwrite it"
+    ]
+    assert jobs.get_job(engine, "nightly") == api_job
+    load_default_jobs(engine, other)
+    write(tmp_path / "other", "copy-again.yaml", {**JOB, "job_id": "copied"})
+    errors = load_default_jobs(engine, other).errors
+    assert "copy-again.yaml: job_id: job 'copied' was created by copy.yaml" in "\n".join(errors)
 
 
 def test_bad_files_are_reported_by_name_and_key_and_skipped(engine, tmp_path):

@@ -32,7 +32,7 @@ def test_plugins_must_be_base_handler_subclasses():
         ({"flow_name": "f", "flow_arguments": [], "extra": 1}, "kwargs"),
         ({"flow_name": 3, "flow_arguments": []}, "kwargs.flow_name"),
         ({"flow_name": "f", "flow_arguments": "x"}, "kwargs.flow_arguments"),
-        ({"flow_name": "f", "flow_arguments": [1]}, "kwargs.flow_arguments"),
+        ({"flow_name": "f", "flow_arguments": [1]}, "kwargs.flow_arguments[0]"),
         ({"flow_name": " ", "flow_arguments": []}, "kwargs.flow_name"),
     ],
 )

@@ -3,8 +3,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from f8a_jobs import jobs, runs, service_state
+from f8a_jobs import jobs, service_state
 from f8a_jobs.errors import DuplicateJob, InvalidInput, JobNotFound
+from f8a_jobs.runs import queries as runs
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.storage.tables import job_runs
 
@@ -94,7 +95,7 @@ def test_delete_removes_job_and_history(engine):
 def test_failed_runs_are_listed_and_cleaned(engine):
     create(engine, job_id="f")
     now = utcnow()
-    row = {"job_id": "f", "scheduled_for": now, "handler": "FlowScheduling", "kwargs": FLOW}
+    row = {"job_id": "f", "trigger": "schedule", "handler": "FlowScheduling", "kwargs": FLOW}
     with engine.begin() as connection:
         connection.execute(
             insert(job_runs),
@@ -102,6 +103,7 @@ def test_failed_runs_are_listed_and_cleaned(engine):
                 {
                     **row,
                     "run_id": "a",
+                    "scheduled_for": now - timedelta(minutes=1),
                     "status": "failed",
                     "error": "RuntimeError: x",
                     "traceback": "tb",
@@ -110,6 +112,7 @@ def test_failed_runs_are_listed_and_cleaned(engine):
                 {
                     **row,
                     "run_id": "b",
+                    "scheduled_for": now,
                     "status": "succeeded",
                     "error": None,
                     "traceback": None,

@@ -3,8 +3,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from f8a_jobs import jobs, runs
+from f8a_jobs import jobs
 from f8a_jobs.flows import outbox
+from f8a_jobs.runs import lifecycle
+from f8a_jobs.runs import queries as runs
+from f8a_jobs.runs.firing import FireBatch
 from f8a_jobs.scheduler import FiringScheduler
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import get_settings
@@ -16,9 +19,14 @@ from tests.conftest import poll
 FLOW = {"flow_name": "bayesianFlow", "flow_arguments": [{"name": "a"}, {"name": "b"}]}
 
 
+def new_term(engine):
+    with engine.begin() as connection:
+        return lifecycle.begin_term(connection, "test", utcnow())
+
+
 @pytest.fixture
 def scheduler(engine):
-    firing = FiringScheduler(engine, get_settings())
+    firing = FiringScheduler(engine, get_settings(), new_term(engine), "test-owner", lambda: None)
     yield firing
     test_handlers.release.set()
     firing.stop()
@@ -82,7 +90,7 @@ def test_missed_periodic_runs_coalesce_into_one_run(engine, scheduler):
     job_id = add(engine, periodically="1 minute", misfire_grace_time="1 hour")
     set_next_run(engine, job_id, utcnow() - timedelta(minutes=30, seconds=5))
     scheduler.start(paused=False)
-    statuses = poll(lambda: len(run_statuses(engine, job_id)) == 2 and run_statuses(engine, job_id))
+    statuses = poll(lambda: ("succeeded", None) in run_statuses(engine, job_id) and run_statuses(engine, job_id))
     assert sorted(statuses, key=str) == [("missed", 30), ("succeeded", None)]
     missed = [run for run in runs.list_runs(engine, job_id)[0] if run["status"] == "missed"][0]
     assert "coalesced" in missed["error"]
@@ -93,7 +101,7 @@ def test_runs_beyond_grace_and_within_grace_are_told_apart(engine, scheduler):
     job_id = add(engine, periodically="10 minutes", misfire_grace_time="35 minutes")
     set_next_run(engine, job_id, utcnow() - timedelta(minutes=60, seconds=5))
     scheduler.start(paused=False)
-    statuses = poll(lambda: len(run_statuses(engine, job_id)) == 3 and run_statuses(engine, job_id))
+    statuses = poll(lambda: ("succeeded", None) in run_statuses(engine, job_id) and run_statuses(engine, job_id))
     assert sorted(statuses, key=str) == [("missed", 3), ("missed", 3), ("succeeded", None)]
 
 
@@ -111,13 +119,12 @@ def test_run_now_runs_once_without_touching_the_schedule(engine, scheduler):
     job_id = add(engine, periodically="1 day", when=(utcnow() + timedelta(days=1)).isoformat())
     before = jobs.get_job(engine, job_id)["next_run_time"]
     queued = runs.request_run(engine, job_id)
-    assert queued["status"] == "queued"
+    assert queued["status"] == "queued" and queued["trigger"] == "manual"
     scheduler.start(paused=False)
-    assert scheduler.run_queued() == 1
     assert poll(lambda: run_statuses(engine, job_id) == [("succeeded", None)])
     assert runs.list_runs(engine, job_id)[0][0]["run_id"] == queued["run_id"]
     assert jobs.get_job(engine, job_id)["next_run_time"] == before
-    assert scheduler.run_queued() == 0
+    assert scheduler.executor.claim() == 0
 
 
 def test_paused_scheduler_fires_nothing_until_resumed(engine, scheduler):
@@ -132,7 +139,7 @@ def test_paused_scheduler_fires_nothing_until_resumed(engine, scheduler):
 def test_store_never_overwrites_an_edit_made_during_a_pass(engine):
     job_id = add(engine, periodically="1 hour")
     set_next_run(engine, job_id, utcnow() - timedelta(seconds=1))
-    store = JobRowStore(engine)
+    store = JobRowStore(engine, FireBatch(engine, new_term(engine), print, print))
     (job,) = store.get_due_jobs(utcnow())
     jobs.set_job_state(engine, job_id, "paused")  # the API, between fire and flush
     job.next_run_time = utcnow() + timedelta(hours=1)

@@ -22,12 +22,16 @@ from f8a_jobs.storage.db import get_engine
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, lead: bool = True) -> connexion.FlaskApp:
-    """The ASGI app; with ``lead`` it also contends to be the process that fires jobs."""
+PROBES = ("/liveness", "/readiness", "/service/state")
+
+
+def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
+    """The ASGI app of ``settings.role``: ``all`` serves the API and contends to be the process
+    that fires jobs, ``api`` only serves it, ``scheduler`` contends and serves only probes."""
     settings = settings or get_settings()
     use_settings(settings)
     engine = get_engine(settings.database_url)
-    leadership = Leadership(engine, settings) if lead else None
+    leadership = Leadership(engine, settings) if settings.role != "api" else None
     context.install(engine, leadership)
 
     @asynccontextmanager
@@ -39,6 +43,8 @@ def create_app(settings: Settings | None = None, lead: bool = True) -> connexion
             await asyncio.to_thread(leadership.stop)
 
     spec = yaml.safe_load(bundled_path("swagger.yaml").read_text(encoding="utf-8"))
+    if settings.role == "scheduler":
+        spec["paths"] = {path: item for path, item in spec["paths"].items() if path in PROBES}
     app = connexion.FlaskApp(__name__, lifespan=lifespan)
     app.add_api(
         auth.secure(spec, settings.api_tokens),

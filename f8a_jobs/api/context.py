@@ -28,6 +28,10 @@ def role() -> str:
     return _leadership.role if _leadership else "standby"
 
 
+def leadership() -> Leadership | None:
+    return _leadership
+
+
 Response = tuple[dict[str, Any], int, dict[str, str]]
 
 

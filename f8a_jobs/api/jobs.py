@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from f8a_jobs import jobs, runs
+from f8a_jobs import jobs
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.errors import InvalidInput
+from f8a_jobs.runs import queries as runs
 
 JOB_TYPES = ("all", "user", "failed")
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from f8a_jobs import service_state
-from f8a_jobs.api.context import Response, engine, reply, role
+from f8a_jobs.api.context import Response, engine, leadership, reply, role
+from f8a_jobs.runs import lifecycle
 
 
 def get_liveness() -> Response:
+    """Alive unless a thread that should run here has died (a restart is the cure)."""
+    contender = leadership()
+    problems = contender.problems() if contender else []
+    if problems:
+        return reply({"alive": False, "dead_threads": problems}, 503)
     return reply({"alive": True})
 
 
@@ -23,8 +29,15 @@ def get_readiness() -> Response:
 
 
 def get_state() -> Response:
-    return reply({"state": service_state.get_state(engine()), "scheduler": role()})
+    return reply(_state(service_state.get_state(engine())))
 
 
 def put_state(state: str) -> Response:
-    return reply({"state": service_state.set_state(engine(), state), "scheduler": role()})
+    return reply(_state(service_state.set_state(engine(), state)))
+
+
+def _state(state: str) -> dict[str, object]:
+    with engine().connect() as connection:
+        term = lifecycle.current_term(connection)
+    since = term["since"].isoformat() if term["since"] else None
+    return {"state": state, "scheduler": role(), "leader": {**term, "since": since}}

@@ -16,6 +16,8 @@ from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, Parame
 from jsonschema import ValidationError
 from starlette.responses import JSONResponse
 
+from f8a_jobs.json_values import MAX_DEPTH, depth_exceeds
+
 NAMED_IN_MESSAGE = re.compile(r"'([^']+)' (?:is a required property|was unexpected)")
 
 
@@ -43,11 +45,18 @@ class NamedJSONBodyValidator(JSONRequestBodyValidator):
         if not raw:
             return None
         try:
-            return json.loads(raw.decode(self._encoding))
+            body = json.loads(raw.decode(self._encoding))
         except UnicodeDecodeError:
             raise BadRequestProblem(detail=f"body: not valid {self._encoding} text") from None
         except json.JSONDecodeError as error:
             raise BadRequestProblem(detail=f"body: not valid JSON: {error}") from None
+        except RecursionError:
+            raise BadRequestProblem(
+                detail=f"body: nested more than {MAX_DEPTH} levels deep"
+            ) from None
+        if depth_exceeds(body):
+            raise BadRequestProblem(detail=f"body: nested more than {MAX_DEPTH} levels deep")
+        return body
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if not self._nullable and body is None:

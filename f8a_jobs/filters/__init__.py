@@ -25,7 +25,7 @@ __all__ = ["FILTER_KEY", "compile_filter", "expand", "is_filter", "show_sql", "v
 
 @functools.cache
 def _schema(url: str, allowed: tuple[str, ...] | None) -> FilterSchema:
-    return FilterSchema(get_engine(url), allowed)
+    return FilterSchema(get_engine(url, "filter"), allowed)
 
 
 def filter_schema(settings: Settings | None = None) -> FilterSchema:

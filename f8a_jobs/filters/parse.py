@@ -66,6 +66,7 @@ JOIN_TYPES = {
     "full_outer_join": "full",
 }
 BIGINT = 2**63 - 1
+MAX_DEPTH = 16  # sub-queries inside sub-queries; real queries use two or three
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,10 @@ def is_filter(value: Any) -> bool:
     return isinstance(value, dict) and FILTER_KEY in value
 
 
-def parse(query: Any, path: str = FILTER_KEY) -> Query:
-    """Validate one ``$filter`` query object."""
+def parse(query: Any, path: str = FILTER_KEY, depth: int = 1) -> Query:
+    """Validate one ``$filter`` query object (``depth``: 1 + how many queries enclose it)."""
+    if depth > MAX_DEPTH:
+        raise InvalidInput(path, f"sub-queries are nested more than {MAX_DEPTH} levels deep")
     if not isinstance(query, dict):
         raise InvalidInput(path, f"expected an object with at least 'table', got {_kind(query)}")
     unknown = sorted(set(query) - set(QUERY_KEYS))
@@ -136,7 +139,7 @@ def parse(query: Any, path: str = FILTER_KEY) -> Query:
         distinct=distinct,
         count=count,
         joins=_joins(query.get("joins", []), f"{path}.joins"),
-        where=_where(query.get("where", {}), f"{path}.where"),
+        where=_where(query.get("where", {}), f"{path}.where", depth),
         order_by=tuple(
             _order(item, f"{path}.order_by") for item in _listed(query.get("order_by", []))
         ),
@@ -233,7 +236,7 @@ def _joins(value: Any, path: str) -> tuple[Join, ...]:
     return tuple(joins)
 
 
-def _where(value: Any, path: str) -> tuple[tuple[Condition, ...], ...]:
+def _where(value: Any, path: str, depth: int) -> tuple[tuple[Condition, ...], ...]:
     groups = value if isinstance(value, list) else [value]
     if isinstance(value, list) and not value:
         raise InvalidInput(
@@ -244,11 +247,13 @@ def _where(value: Any, path: str) -> tuple[tuple[Condition, ...], ...]:
         where = f"{path}[{index}]" if isinstance(value, list) else path
         if not isinstance(group, dict):
             raise InvalidInput(where, f"expected an object of conditions, got {_kind(group)}")
-        parsed.append(tuple(_condition(key, item, f"{where}.{key}") for key, item in group.items()))
+        parsed.append(
+            tuple(_condition(key, item, f"{where}.{key}", depth) for key, item in group.items())
+        )
     return tuple(group for group in parsed if group)
 
 
-def _condition(key: str, value: Any, path: str) -> Condition:
+def _condition(key: str, value: Any, path: str, depth: int) -> Condition:
     column, _, operator = key.strip().partition(" ")
     column = _name(column, path)
     operator = " ".join(operator.lower().split()) or "="
@@ -256,14 +261,14 @@ def _condition(key: str, value: Any, path: str) -> Condition:
         raise InvalidInput(
             path, f"unknown operator {operator!r}; expected one of {', '.join(OPERATORS)}"
         )
-    return Condition(column, operator, _value(value, operator, path), path)
+    return Condition(column, operator, _value(value, path, depth), path)
 
 
-def _value(value: Any, operator: str, path: str) -> Any:
+def _value(value: Any, path: str, depth: int) -> Any:
     if is_filter(value):
         if set(value) != {FILTER_KEY}:
             raise InvalidInput(path, "a sub-query object holds only '$filter'")
-        return parse(value[FILTER_KEY], f"{path}.{FILTER_KEY}")
+        return parse(value[FILTER_KEY], f"{path}.{FILTER_KEY}", depth + 1)
     if isinstance(value, str) and value.startswith("$"):
         match = REFERENCE.match(value)
         if not match:

@@ -7,11 +7,17 @@ from typing import Any
 
 
 class DeliveryFailed(Exception):
-    """Delivery stopped after the first ``delivered`` flows of a batch (in order)."""
+    """Delivery stopped after the first ``delivered`` flows of a batch (in order).
 
-    def __init__(self, delivered: int, cause: BaseException) -> None:
+    ``refused``: the next flow itself was refused and will never be accepted as it is (too
+    large, say); otherwise the broker is unavailable and the rest should be tried again later.
+    """
+
+    def __init__(self, delivered: int, cause: BaseException, refused: bool = False) -> None:
         super().__init__(f"delivery failed after {delivered} flows: {cause!r}")
         self.delivered = delivered
+        self.cause = cause
+        self.refused = refused
 
 
 class Dispatcher(ABC):

@@ -1,19 +1,27 @@
 """The Celery dispatcher: each outbox row becomes one ``send_task(flow_name, kwargs=…)``.
 
-The task id is derived from the outbox id (``f8a-jobs-flow-<id>``) and the id also travels
-as a header: workers can recognise a message they have seen. Selective flows carry their
-``task_names``/``run_subsequent``/``follow_subflows`` as headers too, so ``kwargs`` stay the
-flow's arguments. Sending never retries by itself: the relay retries with backoff.
+The task id derives from the flow's key, (run, argument index): ``f8a-jobs-flow-<run>-<n>``,
+and the key also travels as a header, so workers can recognise a message they have seen, even
+one sent again after a crash. Selective flows carry their ``task_names``/``run_subsequent``/
+``follow_subflows`` as headers too, so ``kwargs`` stay the flow's arguments. Sending never
+retries by itself: the relay retries with backoff. A message the broker refuses for what it is
+(too large for it, say) is reported as refused, not as an outage.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from amqp.exceptions import PreconditionFailed
 from celery import Celery
+from kombu.exceptions import ContentDisallowed, EncodeError
 
 from f8a_jobs.errors import ConfigurationError
 from f8a_jobs.flows.base import DeliveryFailed, Dispatcher
+from f8a_jobs.flows.outbox import flow_key
+
+#: Errors about one message, not the broker: sending it again cannot succeed.
+REFUSED = (EncodeError, ContentDisallowed, PreconditionFailed)
 
 
 class CeleryDispatcher(Dispatcher):
@@ -43,12 +51,15 @@ class CeleryDispatcher(Dispatcher):
                     self._send(flow, producer)
                     sent += 1
         except Exception as error:
-            raise DeliveryFailed(sent, error) from error
+            raise DeliveryFailed(sent, error, refused=isinstance(error, REFUSED)) from error
 
     def _send(self, flow: dict[str, Any], producer: Any) -> None:
+        key = flow_key(flow)
         headers: dict[str, Any] = {
+            "f8a_jobs_flow_key": key,
             "f8a_jobs_outbox_id": flow["id"],
             "f8a_jobs_job_id": flow["job_id"],
+            "f8a_jobs_run_id": flow["run_id"],
         }
         if flow["task_names"] is not None:
             headers.update(
@@ -59,7 +70,7 @@ class CeleryDispatcher(Dispatcher):
         self.app.send_task(
             flow["flow_name"],
             kwargs=flow["arguments"],
-            task_id=f"f8a-jobs-flow-{flow['id']}",
+            task_id=f"f8a-jobs-flow-{key}",
             queue=self.queue,
             headers=headers,
             producer=producer,

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from f8a_jobs.flows.base import Dispatcher
+from f8a_jobs.flows.outbox import flow_key
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,9 @@ class EmbeddedDispatcher(Dispatcher):
     def send(self, flows: list[dict[str, Any]]) -> None:
         for flow in flows:
             log.info(
-                "flow %s #%s for job %s: %s",
+                "flow %s %s for job %s: %s",
                 flow["flow_name"],
-                flow["id"],
+                flow_key(flow),
                 flow["job_id"],
                 flow["arguments"],
             )

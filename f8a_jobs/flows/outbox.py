@@ -1,24 +1,23 @@
-"""The flow outbox: handlers write flows here; a relay hands them to a dispatcher.
+"""The flow outbox: runs write flows here; a relay hands them to a dispatcher.
 
 Writing flows and delivering them are apart on purpose: a broker outage delays flows, it never
-loses them, and every flow a job dispatched stays listed under ``GET /flows``.
+loses them, and every flow a job dispatched stays listed under ``GET /flows``. A flow's key is
+(run, argument index): a run that is run again cannot add a second copy, and the Celery task
+id derives from the key, so workers can drop a message they have seen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from f8a_jobs import wakeups
 from f8a_jobs.schedules import utcnow
-from f8a_jobs.storage.bulk import insert_rows
 from f8a_jobs.storage.tables import flow_outbox
 
-BATCH = 1000
 PENDING = "pending"
+FAILED = "failed"  # the dispatcher refused it for good; ``error`` says why
 
 
 @dataclass(frozen=True)
@@ -30,26 +29,12 @@ class Flow:
     follow_subflows: bool = False
 
 
-def schedule_flows(engine: Engine, job_id: str, flows: Iterable[Flow]) -> int:
-    """Write ``flows`` to the outbox in batches; returns how many were written."""
-    written = 0
-    batch: list[dict[str, Any]] = []
-    with engine.begin() as connection:
-        for flow in flows:
-            batch.append(_row(job_id, flow))
-            if len(batch) >= BATCH:
-                written += _insert(connection, batch)
-                batch = []
-        if batch:
-            written += _insert(connection, batch)
-    if written:
-        wakeups.publish_local(wakeups.FLOWS)
-    return written
-
-
-def _row(job_id: str, flow: Flow) -> dict[str, Any]:
+def flow_row(job_id: str, run_id: str, arg_index: int, flow: Flow) -> dict[str, Any]:
+    """The outbox row of a run's ``arg_index``-th flow; (run_id, arg_index) is its key."""
     return {
         "job_id": job_id,
+        "run_id": run_id,
+        "arg_index": arg_index,
         "flow_name": flow.flow_name,
         "arguments": flow.arguments,
         "task_names": flow.task_names,
@@ -58,11 +43,6 @@ def _row(job_id: str, flow: Flow) -> dict[str, Any]:
         "status": PENDING,
         "created_at": utcnow(),
     }
-
-
-def _insert(connection: Connection, rows: list[dict[str, Any]]) -> int:
-    insert_rows(connection, flow_outbox, rows)
-    return len(rows)
 
 
 def claim_pending(connection: Connection, limit: int) -> list[dict[str, Any]]:
@@ -78,10 +58,19 @@ def claim_pending(connection: Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def mark(connection: Connection, ids: list[int], status: str) -> None:
+def mark(connection: Connection, ids: list[int], status: str, error: str | None = None) -> None:
     connection.execute(
-        update(flow_outbox).where(flow_outbox.c.id.in_(ids)).values(status=status, sent_at=utcnow())
+        update(flow_outbox)
+        .where(flow_outbox.c.id.in_(ids))
+        .values(status=status, sent_at=utcnow(), error=error)
     )
+
+
+def flow_key(flow: dict[str, Any]) -> str:
+    """The idempotency key workers see (in the task id and a header)."""
+    if flow["run_id"] is None:  # written before flows were keyed by run
+        return f"outbox-{flow['id']}"
+    return f"{flow['run_id']}-{flow['arg_index']}"
 
 
 def list_flows(
@@ -105,12 +94,15 @@ def _as_json(row: Any) -> dict[str, Any]:
     return {
         "id": row["id"],
         "job_id": row["job_id"],
+        "run_id": row["run_id"],
+        "key": flow_key(row),
         "flow_name": row["flow_name"],
         "arguments": row["arguments"],
         "task_names": row["task_names"],
         "run_subsequent": row["run_subsequent"],
         "follow_subflows": row["follow_subflows"],
         "status": row["status"],
+        "error": row["error"],
         "created_at": row["created_at"].isoformat(),
         "sent_at": row["sent_at"].isoformat() if row["sent_at"] else None,
     }

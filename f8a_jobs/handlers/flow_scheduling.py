@@ -19,12 +19,11 @@ class FlowScheduling(BaseHandler):
     """Schedule flow ``flow_name`` once for every object in ``flow_arguments``.
 
     Each argument set gets ``job_id`` added, so workers can tell which job asked for them.
+    Returns how many flows the run emitted (its result).
     """
 
     def execute(self, flow_name: str, flow_arguments: list[dict[str, Any]]) -> int:
-        return outbox.schedule_flows(
-            self.engine, self.job_id, self.flows(flow_name, flow_arguments)
-        )
+        return self.emit_flows(self.flows(flow_name, flow_arguments))
 
     def flows(
         self, flow_name: str, flow_arguments: list[dict[str, Any]], **options: Any
@@ -64,7 +63,7 @@ class SelectiveFlowScheduling(FlowScheduling):
             run_subsequent=run_subsequent,
             follow_subflows=follow_subflows,
         )
-        return outbox.schedule_flows(self.engine, self.job_id, flows)
+        return self.emit_flows(flows)
 
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:

@@ -1,15 +1,15 @@
 """APScheduler 3 reads jobs from our JSON rows through this job store.
 
-Jobs are never pickled: each row becomes an APScheduler ``Job`` whose function runs the named
-handler. APScheduler updates one job at a time; this store keeps those updates and writes them
-in one batch per scheduling pass (``get_next_run_time`` ends every pass), guarded by each
-row's ``revision`` so that an edit made through the API meanwhile is never overwritten.
+Jobs are never pickled: each row becomes an APScheduler ``Job`` that only carries the schedule
+(our executor queues runs; it never calls the job's function). APScheduler updates one job at a
+time; this store hands those updates to the pass's ``FireBatch``, written in one transaction
+with the pass's due runs (``get_next_run_time`` ends every pass), guarded by each row's
+``revision`` so that an edit made through the API meanwhile is never overwritten.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,23 +17,27 @@ from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore, JobLookupError
 from sqlalchemy import Engine, func, select
 
+from f8a_jobs.runs.firing import FireBatch
 from f8a_jobs.schedules import build_trigger, utcnow
-from f8a_jobs.storage.bulk import update_rows
 from f8a_jobs.storage.tables import jobs
 
-RUN_HANDLER = "f8a_jobs.scheduler:execute_handler"
+RUN_HANDLER = "f8a_jobs.storage.jobstore:never_called"
 RETRY_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
+def never_called() -> None:
+    """The ``func`` of our APScheduler jobs: runs are queued as rows, not called."""
+    raise RuntimeError("f8a-jobs runs are executed from job_runs rows, not by APScheduler")
+
+
 class JobRowStore(BaseJobStore):
-    def __init__(self, engine: Engine, due_batch: int = 5000) -> None:
+    def __init__(self, engine: Engine, batch: FireBatch, due_batch: int = 5000) -> None:
         super().__init__()
         self.engine = engine
+        self.batch = batch
         self.due_batch = due_batch
-        self._lock = threading.Lock()
         self._revisions: dict[str, int] = {}
-        self._pending: dict[str, dict[str, Any]] = {}
         self._closing = False
 
     def close(self) -> None:
@@ -50,8 +54,8 @@ class JobRowStore(BaseJobStore):
                 "func": RUN_HANDLER,
                 "trigger": build_trigger(row.schedule),
                 "executor": "default",
-                "args": (row.handler, row.job_id, self.engine),
-                "kwargs": row.kwargs,
+                "args": (),
+                "kwargs": {},
                 "name": row.job_id,
                 "misfire_grace_time": row.misfire_grace_time,
                 # Our executor coalesces, so it must see every missed run time to record it.
@@ -82,6 +86,7 @@ class JobRowStore(BaseJobStore):
         )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
+        self._revisions.clear()  # the last pass's are written: keep only this pass's
         return [self.job_from_row(row) for row in rows]
 
     def get_next_run_time(self) -> datetime | None:
@@ -103,13 +108,13 @@ class JobRowStore(BaseJobStore):
         raise NotImplementedError("jobs are created with f8a_jobs.jobs.create_job, as rows")
 
     def update_job(self, job: Job) -> None:
-        self._remember(job.id, job.next_run_time)
+        self.batch.advance(job.id, self._revisions[job.id], job.next_run_time)
 
     def remove_job(self, job_id: str) -> None:
         """APScheduler removes a job that will not fire again; we keep it as history."""
         if job_id not in self._revisions:
             raise JobLookupError(job_id)
-        self._remember(job_id, None)
+        self.batch.advance(job_id, self._revisions[job_id], None)
 
     def remove_all_jobs(self) -> None:
         raise NotImplementedError("jobs are deleted with f8a_jobs.jobs.delete_job")
@@ -117,23 +122,6 @@ class JobRowStore(BaseJobStore):
     def shutdown(self) -> None:
         self.flush()
 
-    def _remember(self, job_id: str, next_run: datetime | None) -> None:
-        with self._lock:
-            self._pending[job_id] = {
-                "job_id": job_id,
-                "revision": self._revisions[job_id],
-                "next_run_time": next_run,
-                "last_run": utcnow(),
-            }
-
     def flush(self) -> None:
-        """Write the fired jobs' next run times; kept for the next try if the write fails."""
-        with self._lock:
-            pending = list(self._pending.values())
-            if not pending:
-                return
-            with self.engine.begin() as connection:
-                # The revision guard: an edit made through the API meanwhile wins.
-                update_rows(connection, jobs, ("job_id", "revision"), pending)
-            self._pending.clear()
-            self._revisions.clear()
+        """Write the pass's fires and next run times; kept for the next try if it fails."""
+        self.batch.flush()

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -47,7 +48,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 
-OWN_TABLES = ("jobs", "job_runs", "flow_outbox", "service_state", "alembic_version")
+OWN_TABLES = ("jobs", "job_runs", "flow_outbox", "service_state", "leadership", "alembic_version")
 
 jobs = Table(
     "jobs",
@@ -74,15 +75,21 @@ job_runs = Table(
     metadata,
     Column("run_id", String(32), primary_key=True),
     Column("job_id", String(255), nullable=False),
-    Column("status", String(16), nullable=False),  # running|succeeded|failed|missed
+    Column("trigger", String(16), nullable=False),  # schedule|manual
+    Column("status", String(16), nullable=False),  # queued|running|succeeded|failed|missed
     Column("scheduled_for", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
+    Column("epoch", Integer, nullable=True),  # the leader term that started it
+    Column("owner", String(128), nullable=True),  # the process that runs it
+    Column("heartbeat_at", UTCDateTime, nullable=True),  # that process still runs it
     Column("handler", String(255), nullable=True),
     Column("kwargs", Json, nullable=True),  # kept for failed runs, to reproduce them
+    Column("result", Json, nullable=True),  # what execute returned (bounded JSON)
     Column("error", Text, nullable=True),
     Column("traceback", Text, nullable=True),
     Column("missed_count", Integer, nullable=True),  # a missed row may stand for many runs
+    UniqueConstraint("job_id", "trigger", "scheduled_for", name="uq_job_runs_slot"),
     Index("ix_job_runs_job", "job_id", "scheduled_for"),
     Index("ix_job_runs_status", "status", "scheduled_for"),
 )
@@ -92,14 +99,18 @@ flow_outbox = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("job_id", String(255), nullable=False),
+    Column("run_id", String(32), nullable=True),  # with arg_index: the flow's idempotency key
+    Column("arg_index", Integer, nullable=True),
     Column("flow_name", String(255), nullable=False),
     Column("arguments", Json, nullable=False),
     Column("task_names", Json, nullable=True),
     Column("run_subsequent", Boolean, nullable=False, default=False),
     Column("follow_subflows", Boolean, nullable=False, default=False),
-    Column("status", String(16), nullable=False),  # pending|delivered|sent
+    Column("status", String(16), nullable=False),  # pending|delivered|sent|failed
+    Column("error", Text, nullable=True),  # why the dispatcher refused it
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
+    UniqueConstraint("run_id", "arg_index", name="uq_flow_outbox_key"),
     Index("ix_flow_outbox_status", "status", "id"),
     Index("ix_flow_outbox_job", "job_id", "id"),
 )
@@ -109,4 +120,13 @@ service_state = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", String(255), nullable=False),
+)
+
+leadership = Table(
+    "leadership",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("epoch", Integer, nullable=False),  # bumped by each new leader: fences the old one
+    Column("holder", String(128), nullable=True),
+    Column("since", UTCDateTime, nullable=True),
 )

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, func, select
 
 from f8a_jobs import wakeups
 from f8a_jobs.errors import JobNotFound
+from f8a_jobs.runs import FAILED, lifecycle
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.storage.tables import job_runs, jobs
-
-QUEUED, RUNNING, SUCCEEDED, FAILED, MISSED = "queued", "running", "succeeded", "failed", "missed"
-
-
-def new_run_id() -> str:
-    """32 hex digits: time first, so ids of a job's runs sort roughly by start."""
-    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
 def list_runs(
@@ -65,17 +57,15 @@ def list_failed(
 
 def clean_failed(engine: Engine) -> int:
     with engine.begin() as connection:
-        return connection.execute(delete(job_runs).where(job_runs.c.status == FAILED)).rowcount
+        return lifecycle.delete_failed(connection)
 
 
 def request_run(engine: Engine, job_id: str) -> dict[str, Any]:
-    """Queue one run of a job now; the firing scheduler picks it up. The schedule is untouched."""
-    now = utcnow()
+    """Queue one run of a job now; the leader's executor picks it up. The schedule is untouched."""
     with wakeups.changing(engine, wakeups.RUNS) as connection:
         if connection.execute(select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first() is None:
             raise JobNotFound(job_id)
-        row = {"run_id": new_run_id(), "job_id": job_id, "status": QUEUED, "scheduled_for": now}
-        connection.execute(insert(job_runs), row)
+        row = lifecycle.queue_manual(connection, job_id, utcnow())
     return run_json(row)
 
 
@@ -83,12 +73,16 @@ def run_json(run: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "run_id": run["run_id"],
         "job_id": run["job_id"],
+        "trigger": run["trigger"],
         "status": run["status"],
         "scheduled_for": _iso(run["scheduled_for"]),
         "started_at": _iso(run.get("started_at")),
         "finished_at": _iso(run.get("finished_at")),
+        "result": run.get("result"),
         "error": run.get("error"),
         "missed_count": run.get("missed_count"),
+        "epoch": run.get("epoch"),
+        "owner": run.get("owner"),
     }
 
 

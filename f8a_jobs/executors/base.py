@@ -1,0 +1,56 @@
+"""Running one claimed run: call its handler, and say how it ended (an ``Outcome``).
+
+Every executor calls ``execute_run``; where the handler runs (a thread here, a worker later)
+does not change what a run is or how it is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from f8a_jobs.handlers.registry import get_handler
+from f8a_jobs.json_values import result_json
+from f8a_jobs.runs import FAILED, SUCCEEDED
+from f8a_jobs.runs.context import RunContext
+from f8a_jobs.runs.lifecycle import ClaimedRun, Outcome
+from f8a_jobs.schedules import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def execute_run(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outcome | None:
+    """Run ``run``'s handler; the outcome to record, or None when the run recorded itself
+    (it spilled its flows into a transaction of its own)."""
+    context = RunContext(run, engine)
+    try:
+        handler_class = get_handler(run.handler)
+        handler = handler_class(run.job_id, engine=engine, run=context)
+        extra = {name: getattr(context, name) for name in handler_class.context_arguments()}
+        result = result_json(handler.execute(**run.kwargs, **extra), max_result_bytes)
+    except Exception as error:
+        log.exception("job %s run %s failed", run.job_id, run.run_id)
+        context.discard()
+        return failed(run, error)
+    outcome = Outcome(run, SUCCEEDED, utcnow(), result=result, flows=context.flows)
+    if not context.spilled:
+        return outcome
+    try:
+        context.finish_alone(outcome)
+    except DBAPIError as error:
+        log.exception("job %s run %s: its flows could not be written", run.job_id, run.run_id)
+        return failed(run, error, "its flows could not be written: ")
+    return None
+
+
+def failed(run: ClaimedRun, error: BaseException, prefix: str = "") -> Outcome:
+    return Outcome(
+        run,
+        FAILED,
+        utcnow(),
+        error=f"{prefix}{type(error).__name__}: {error}",
+        traceback="".join(traceback.format_exception(error)),
+    )

@@ -1,0 +1,147 @@
+"""The in-process executor: claims queued runs for its free threads and runs their handlers.
+
+One claimer thread does the database work: it claims as many queued runs as threads are free
+(one transaction), and heartbeats the runs in flight, so the next leader can tell this process
+is alive. Pool threads only run handlers; no thread sleeps waiting for a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+
+from f8a_jobs.executors.base import execute_run
+from f8a_jobs.runs import lifecycle
+from f8a_jobs.runs.lifecycle import ClaimedRun, LostLeadership
+from f8a_jobs.runs.writer import RunWriter
+from f8a_jobs.schedules import utcnow
+from f8a_jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ThreadExecutor:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        writer: RunWriter,
+        owner: str,
+        epoch: int,
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.owner = owner
+        self.epoch = epoch
+        self.on_lost = on_lost
+        self.capacity = settings.executor_threads
+        self.max_result_bytes = settings.result_max_bytes
+        self.idle_wait = settings.leader_poll_interval
+        self.heartbeat_every = settings.run_lease / 4
+        self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="f8a-jobs-run")
+        self._in_flight: set[str] = set()
+        self._changed = threading.Condition()
+        self._wake = threading.Event()
+        self._claiming = True
+        self._stopped = threading.Event()
+        self._last_heartbeat = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="f8a-jobs-claimer", daemon=True)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wakeup(self, _count: object = None) -> None:
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(min(self.idle_wait, self.heartbeat_every))
+            self._wake.clear()
+            try:
+                if time.monotonic() - self._last_heartbeat >= self.heartbeat_every:
+                    self.heartbeat()
+                if self._claiming:
+                    self.claim()
+            except LostLeadership as lost:
+                log.warning("%s: claiming no more runs", lost)
+                self._claiming = False
+                self.on_lost()
+            except Exception as error:
+                log.warning("claiming runs failed (%s); retrying", error)
+                self._stopped.wait(1.0)
+
+    def free_threads(self) -> int:
+        with self._changed:
+            return self.capacity - len(self._in_flight)
+
+    def claim(self) -> int:
+        """Claim queued runs for the free threads and start them; how many started."""
+        free = self.free_threads()
+        if free <= 0:
+            return 0
+        with self.engine.begin() as connection:
+            claimed = lifecycle.claim(connection, self.epoch, self.owner, free, utcnow())
+        with self._changed:
+            self._in_flight.update(run.run_id for run in claimed)
+        for run in claimed:
+            self._pool.submit(self._run, run)
+        if len(claimed) == free:
+            self.wakeup()  # there may be more: look again once threads free up
+        return len(claimed)
+
+    def _run(self, run: ClaimedRun) -> None:
+        try:
+            outcome = execute_run(run, self.engine, self.max_result_bytes)
+            if outcome is not None:
+                self.writer.add(outcome)
+        except Exception:  # execute_run handles the handler's errors; this is ours
+            log.exception("run %s of job %s could not be completed", run.run_id, run.job_id)
+        finally:
+            with self._changed:
+                self._in_flight.discard(run.run_id)
+                self._changed.notify_all()
+            self.wakeup()
+
+    def heartbeat(self) -> None:
+        with self._changed:
+            in_flight = list(self._in_flight)
+        self._last_heartbeat = time.monotonic()
+        if in_flight:
+            with self.engine.begin() as connection:
+                lifecycle.heartbeat(connection, self.owner, in_flight, utcnow())
+
+    def stop_claiming(self) -> None:
+        self._claiming = False
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the runs in flight; whether they all ended."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._in_flight and time.monotonic() < deadline:
+                self._changed.wait(deadline - time.monotonic())
+            left = list(self._in_flight)
+        if left:
+            log.warning(
+                "%d runs still going after %g s; the next leader fails them", len(left), timeout
+            )
+        return not left
+
+    def stop(self) -> None:
+        """Stop claiming and heartbeating; runs still going are left to the next leader."""
+        self._claiming = False
+        self._stopped.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,68 @@
+"""JSON values at the edges: how deep they nest, and what a database will store of them.
+
+PostgreSQL refuses the NUL character in text and in JSON, and a value nested thousands of
+levels deep exhausts Python's recursion before any validator sees it; both would otherwise turn
+input into a 500, or one bad record into a batch the database refuses forever.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_DEPTH = 64
+NUL = "\x00"
+NUL_SHOWN = "\\x00"
+
+
+def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests lists/objects more than ``limit`` levels deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def storable_text(text: str | None, limit: int) -> str | None:
+    """``text`` as a database column can hold it: NUL shown as ``\\x00``, cut to ``limit``."""
+    if text is None:
+        return None
+    if NUL in text:
+        text = text.replace(NUL, NUL_SHOWN)
+    if len(text) > limit:
+        text = f"{text[: limit - 40]}… [cut: {len(text):,} characters in all]"
+    return text
+
+
+def storable_json(value: Any) -> Any:
+    """``value`` with NUL characters in its strings (and keys) shown as ``\\x00``."""
+    if isinstance(value, str):
+        return value.replace(NUL, NUL_SHOWN) if NUL in value else value
+    if isinstance(value, list):
+        return [storable_json(item) for item in value]
+    if isinstance(value, dict):
+        return {storable_json(key): storable_json(item) for key, item in value.items()}
+    return value
+
+
+class ResultRefused(ValueError):
+    """A handler returned what cannot be stored as its run's result."""
+
+
+def result_json(value: Any, max_bytes: int) -> Any:
+    """A handler's return value as stored: JSON, at most ``max_bytes`` once encoded."""
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ResultRefused(f"the handler returned a value that is not JSON: {error}") from None
+    if len(encoded.encode()) > max_bytes:
+        raise ResultRefused(
+            f"the handler returned {len(encoded.encode()):,} bytes of JSON; at most "
+            f"{max_bytes:,} are kept (F8A_JOBS_RESULT_MAX_BYTES)"
+        )
+    return storable_json(json.loads(encoded))

@@ -1,0 +1,17 @@
+"""Runs: ``lifecycle`` (the one writer of run states), ``firing`` (due runs as rows),
+``context`` (what a handler's run holds), ``writer`` (grouped commits of finished runs),
+``retention`` and ``queries`` (what the API shows)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, MISSED = "queued", "running", "succeeded", "failed", "missed"
+FINISHED = (SUCCEEDED, FAILED, MISSED)
+SCHEDULE, MANUAL = "schedule", "manual"  # what queued a run
+
+
+def new_run_id() -> str:
+    """32 hex digits: time first, so ids of a job's runs sort roughly by start."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"

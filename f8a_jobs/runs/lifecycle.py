@@ -1,0 +1,369 @@
+"""The run lifecycle: the one module that writes a run's state.
+
+``queued`` (a due fire, or run-now) → ``running`` (claimed by an executor, stamped with the
+leader's epoch and the claiming process) → ``succeeded`` | ``failed``; or ``missed``, with the
+reason. Every function takes the connection of a transaction its caller owns, so a fire is one
+transaction with the next run times it advances, and a finish one with the flows it produced.
+
+Fencing: each leadership term bumps ``leadership.epoch``. Firing and claiming first check, under
+a share lock, that the caller's epoch is still the current one, so a process that lost the lead
+starts nothing new. A finish only changes a row that is still ``running`` under the same owner
+and epoch, so nobody overwrites a run another term has since failed or run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+
+from f8a_jobs.json_values import storable_text
+from f8a_jobs.runs import FAILED, MANUAL, MISSED, QUEUED, RUNNING, SCHEDULE, new_run_id
+from f8a_jobs.storage.bulk import insert_rows, update_rows
+from f8a_jobs.storage.tables import flow_outbox, job_runs, jobs, leadership
+
+LEADER = "leader"
+ERROR_LIMIT = 8_000
+TRACEBACK_LIMIT = 64_000
+ORPHANED = (
+    "the process running it ({owner}) stopped sending heartbeats for more than {lease:g} s; "
+    "the run may have done part of its work"
+)
+RUN_COLUMNS = tuple(column.name for column in job_runs.columns)
+
+
+class LostLeadership(Exception):
+    """This process's term has ended: another process leads now."""
+
+    def __init__(self, mine: int, current: int | None) -> None:
+        super().__init__(f"leader term {mine} has ended (the current term is {current})")
+
+
+# --- terms and fencing -------------------------------------------------------------------
+
+
+def begin_term(connection: Connection, holder: str, now: datetime) -> int:
+    """Start a leadership term (the caller holds the leader lock); returns its epoch."""
+    epoch = connection.execute(
+        update(leadership)
+        .where(leadership.c.name == LEADER)
+        .values(epoch=leadership.c.epoch + 1, holder=holder, since=now)
+        .returning(leadership.c.epoch)
+    ).scalar()
+    if epoch is None:  # the migration seeds the row; an emptied table starts again
+        epoch = 1
+        connection.execute(
+            insert(leadership).values(name=LEADER, epoch=epoch, holder=holder, since=now)
+        )
+    return int(epoch)
+
+
+def current_term(connection: Connection) -> dict[str, Any]:
+    row = connection.execute(select(leadership).where(leadership.c.name == LEADER)).first()
+    if row is None:
+        return {"epoch": 0, "holder": None, "since": None}
+    return {"epoch": row.epoch, "holder": row.holder, "since": row.since}
+
+
+def fence(connection: Connection, epoch: int) -> None:
+    """Raise ``LostLeadership`` unless ``epoch`` is the current term, and keep it current until
+    the transaction ends (a share lock: a new term's bump waits for it)."""
+    query = select(leadership.c.epoch).where(leadership.c.name == LEADER)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    current = connection.execute(query).scalar()
+    if current != epoch:
+        raise LostLeadership(epoch, current)
+
+
+# --- queued ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fire:
+    """APScheduler found a job due at ``run_times`` (oldest first)."""
+
+    job_id: str
+    run_times: tuple[datetime, ...]
+    grace_seconds: int
+
+
+def run_row(job_id: str, scheduled_for: datetime, status: str, **values: Any) -> dict[str, Any]:
+    row = dict.fromkeys(RUN_COLUMNS)
+    row.update(values, run_id=new_run_id(), job_id=job_id, scheduled_for=scheduled_for)
+    row.update(status=status, trigger=values.get("trigger", SCHEDULE))
+    return row
+
+
+def fire(
+    connection: Connection,
+    epoch: int,
+    advances: list[dict[str, Any]],
+    fires: list[Fire],
+    now: datetime,
+) -> int:
+    """Advance jobs' next run times and insert their due runs, in the caller's transaction.
+
+    ``advances`` hold ``job_id``, ``revision``, ``next_run_time`` and ``last_run``; a job whose
+    revision changed since the scheduler read it (paused, edited, deleted) is neither advanced
+    nor run. Returns how many runs were queued.
+    """
+    fence(connection, epoch)
+    advanced = set(
+        update_rows(connection, jobs, ("job_id", "revision"), advances, returning="job_id")
+    )
+    due = [item for item in fires if item.job_id in advanced]
+    if not due:
+        return 0
+    busy = active_jobs(connection, [item.job_id for item in due])
+    rows = [row for item in due for row in _fire_rows(item, item.job_id in busy, now)]
+    insert_rows(connection, job_runs, rows, skip_conflicts=True)
+    return sum(row["status"] == QUEUED for row in rows)
+
+
+def active_jobs(connection: Connection, job_ids: list[str]) -> set[str]:
+    """The jobs among ``job_ids`` with a run queued or running."""
+    query = select(job_runs.c.job_id).where(job_runs.c.status.in_((QUEUED, RUNNING)))
+    return set(connection.execute(query).scalars()) & set(job_ids)
+
+
+def _fire_rows(item: Fire, busy: bool, now: datetime) -> list[dict[str, Any]]:
+    """The latest due time runs (or is missed, with why); the earlier ones are missed."""
+    *earlier, latest = item.run_times
+    grace = timedelta(seconds=item.grace_seconds)
+    late = [moment for moment in earlier if now - moment > grace]
+    coalesced = [moment for moment in earlier if now - moment <= grace]
+    rows = []
+    if late:
+        rows.append(
+            missed_row(item.job_id, late, f"missed by more than the misfire grace time of {grace}")
+        )
+    if coalesced:
+        reason = f"coalesced into the run scheduled for {latest.isoformat()}"
+        rows.append(missed_row(item.job_id, coalesced, reason))
+    if busy:
+        rows.append(missed_row(item.job_id, [latest], "the previous run was still running"))
+    elif now - latest > grace:
+        reason = f"late by {now - latest}, beyond the misfire grace time of {item.grace_seconds} s"
+        rows.append(missed_row(item.job_id, [latest], reason))
+    else:
+        rows.append(run_row(item.job_id, latest, QUEUED))
+    return rows
+
+
+def missed_row(job_id: str, scheduled: list[datetime], reason: str) -> dict[str, Any]:
+    """One ``missed`` row standing for ``len(scheduled)`` runs that will not happen."""
+    if len(scheduled) > 1:
+        reason += f" ({len(scheduled)} runs from {scheduled[0].isoformat()} to {scheduled[-1].isoformat()})"
+    return run_row(job_id, scheduled[0], MISSED, error=reason, missed_count=len(scheduled))
+
+
+def queue_manual(connection: Connection, job_id: str, now: datetime) -> dict[str, Any]:
+    """Run-now: a queued run that runs even while another run of the job goes on."""
+    row = run_row(job_id, now, QUEUED, trigger=MANUAL)
+    connection.execute(insert(job_runs), row)
+    return row
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run this process now runs: what its handler needs, and the claim that fences it."""
+
+    run_id: str
+    job_id: str
+    scheduled_for: datetime
+    handler: str
+    kwargs: dict[str, Any]
+    epoch: int
+    owner: str
+
+
+def claim(
+    connection: Connection, epoch: int, owner: str, limit: int, now: datetime
+) -> list[ClaimedRun]:
+    """Claim up to ``limit`` queued runs, oldest first, skipping rows others are claiming.
+
+    A scheduled run whose job was paused, or that waited beyond its misfire grace time, is
+    recorded missed instead; a run whose job was deleted goes with it.
+    """
+    fence(connection, epoch)
+    query = (
+        select(
+            job_runs.c.run_id,
+            job_runs.c.job_id,
+            job_runs.c.trigger,
+            job_runs.c.scheduled_for,
+            jobs.c.handler,
+            jobs.c.kwargs,
+            jobs.c.state,
+            jobs.c.misfire_grace_time,
+        )
+        .select_from(job_runs.outerjoin(jobs, jobs.c.job_id == job_runs.c.job_id))
+        .where(job_runs.c.status == QUEUED)
+        .order_by(job_runs.c.scheduled_for)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(of=job_runs, skip_locked=True)
+    rows = connection.execute(query).all()
+    gone = [row.run_id for row in rows if row.handler is None]
+    if gone:
+        connection.execute(delete(job_runs).where(job_runs.c.run_id.in_(gone)))
+    missed = [
+        {"run_id": row.run_id, "status": MISSED, "finished_at": now, "error": reason}
+        for row in rows
+        if row.handler is not None and (reason := _not_startable(row, now))
+    ]
+    update_rows(connection, job_runs, ("run_id",), missed, guards={"status": QUEUED})
+    skipped = {row["run_id"] for row in missed} | set(gone)
+    starting = [row for row in rows if row.run_id not in skipped]
+    claims = [
+        {
+            "run_id": row.run_id,
+            "status": RUNNING,
+            "epoch": epoch,
+            "owner": owner,
+            "started_at": now,
+            "heartbeat_at": now,
+        }
+        for row in starting
+    ]
+    started = set(
+        update_rows(
+            connection, job_runs, ("run_id",), claims, guards={"status": QUEUED}, returning="run_id"
+        )
+    )
+    return [
+        ClaimedRun(row.run_id, row.job_id, row.scheduled_for, row.handler, row.kwargs, epoch, owner)
+        for row in starting
+        if row.run_id in started
+    ]
+
+
+def _not_startable(row: Any, now: datetime) -> str | None:
+    if row.trigger != SCHEDULE:
+        return None
+    if row.state == "paused":
+        return "the job was paused before the run started"
+    late = now - row.scheduled_for
+    if late > timedelta(seconds=row.misfire_grace_time):
+        return (
+            f"waited {late} to start, beyond the misfire grace time of {row.misfire_grace_time} s"
+        )
+    return None
+
+
+def heartbeat(connection: Connection, owner: str, run_ids: list[str], now: datetime) -> None:
+    """Show that this process still runs ``run_ids``."""
+    connection.execute(
+        update(job_runs)
+        .where(
+            job_runs.c.run_id.in_(run_ids), job_runs.c.owner == owner, job_runs.c.status == RUNNING
+        )
+        .values(heartbeat_at=now)
+    )
+
+
+def fail_orphans(connection: Connection, epoch: int, lease: float, now: datetime) -> int:
+    """Fail the runs whose process has stopped sending heartbeats: it is gone.
+
+    Call it only once a term is older than ``lease``: a live process heartbeats within a lease
+    of the database coming back, so a stale heartbeat then means a dead process.
+    """
+    fence(connection, epoch)
+    stale = connection.execute(
+        select(job_runs.c.run_id, job_runs.c.owner).where(
+            job_runs.c.status == RUNNING,
+            or_(
+                job_runs.c.heartbeat_at < now - timedelta(seconds=lease),
+                job_runs.c.heartbeat_at.is_(None),
+            ),
+        )
+    ).all()
+    rows = [
+        {
+            "run_id": row.run_id,
+            "status": FAILED,
+            "finished_at": now,
+            "error": ORPHANED.format(owner=row.owner, lease=lease),
+        }
+        for row in stale
+    ]
+    return len(
+        update_rows(
+            connection, job_runs, ("run_id",), rows, guards={"status": RUNNING}, returning="run_id"
+        )
+    )
+
+
+# --- finished ----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """How a claimed run ended, with what it produced."""
+
+    run: ClaimedRun
+    status: str
+    finished_at: datetime
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    flows: list[dict[str, Any]] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        failed = self.status == FAILED
+        return {
+            "run_id": self.run.run_id,
+            "owner": self.run.owner,
+            "epoch": self.run.epoch,
+            "status": self.status,
+            "finished_at": self.finished_at,
+            "result": self.result,
+            "error": storable_text(self.error, ERROR_LIMIT),
+            "traceback": storable_text(self.traceback, TRACEBACK_LIMIT),
+            "handler": self.run.handler if failed else None,
+            "kwargs": self.run.kwargs if failed else None,
+        }
+
+
+def finish(connection: Connection, outcomes: list[Outcome]) -> set[str]:
+    """Record how runs ended and write their flows, in the caller's transaction.
+
+    Only runs still ``running`` under the claim (owner and epoch) that started them change;
+    the flows of any other run are dropped with it. Returns the runs recorded.
+    """
+    rows = [outcome.row() for outcome in outcomes]
+    recorded = set(
+        update_rows(
+            connection,
+            job_runs,
+            ("run_id", "owner", "epoch"),
+            rows,
+            guards={"status": RUNNING},
+            returning="run_id",
+        )
+    )
+    flows = [
+        flow for outcome in outcomes if outcome.run.run_id in recorded for flow in outcome.flows
+    ]
+    insert_rows(connection, flow_outbox, flows, skip_conflicts=True)
+    return recorded
+
+
+# --- removed ------------------------------------------------------------------------------
+
+
+def delete_runs(connection: Connection, job_id: str) -> None:
+    """A deleted job's runs go with it; a run still going finishes unrecorded (``finish``
+    finds no row), and its flows are dropped."""
+    connection.execute(delete(job_runs).where(job_runs.c.job_id == job_id))
+
+
+def delete_failed(connection: Connection) -> int:
+    return connection.execute(delete(job_runs).where(job_runs.c.status == FAILED)).rowcount

@@ -1,0 +1,59 @@
+"""Retention: finished runs and delivered flows older than ``F8A_JOBS_RUN_RETENTION`` days go,
+in small batches during the leader's housekeeping, but each job keeps its last
+``F8A_JOBS_RUN_KEEP_LAST`` runs whatever their age.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, select
+
+from f8a_jobs.runs import FINISHED
+from f8a_jobs.storage.tables import flow_outbox, job_runs
+
+BATCH = 500
+DELIVERED = ("delivered", "sent")
+
+
+def delete_old_runs(connection: Connection, days: float, keep_last: int, now: datetime) -> int:
+    """Delete up to one batch of old finished runs; how many went."""
+    newer = job_runs.alias("newer")
+    kept_from = (  # the scheduled time of the job's keep_last-th newest run
+        select(newer.c.scheduled_for)
+        .where(newer.c.job_id == job_runs.c.job_id)
+        .order_by(newer.c.scheduled_for.desc())
+        .offset(keep_last - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    old = (
+        select(job_runs.c.run_id)
+        .where(
+            job_runs.c.status.in_(FINISHED),
+            job_runs.c.scheduled_for < now - timedelta(days=days),
+            job_runs.c.scheduled_for < kept_from,
+        )
+        .order_by(job_runs.c.scheduled_for)
+        .limit(BATCH)
+    )
+    run_ids = list(connection.execute(old).scalars())
+    if run_ids:
+        connection.execute(delete(job_runs).where(job_runs.c.run_id.in_(run_ids)))
+    return len(run_ids)
+
+
+def delete_old_flows(connection: Connection, days: float, now: datetime) -> int:
+    """Delete up to one batch of flows delivered more than ``days`` ago."""
+    old = (
+        select(flow_outbox.c.id)
+        .where(
+            flow_outbox.c.status.in_(DELIVERED), flow_outbox.c.sent_at < now - timedelta(days=days)
+        )
+        .order_by(flow_outbox.c.id)
+        .limit(BATCH)
+    )
+    ids = list(connection.execute(old).scalars())
+    if ids:
+        connection.execute(delete(flow_outbox).where(flow_outbox.c.id.in_(ids)))
+    return len(ids)
