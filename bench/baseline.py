@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import statistics
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, insert, text
 
 
 def noop() -> None:
@@ -49,6 +51,53 @@ def fires_per_second(url: str, jobs: int, threads: int) -> float:
     elapsed = time.perf_counter() - started
     plain.shutdown()
     return jobs / elapsed
+
+
+def flows_committed_per_second(url: str, jobs: int, threads: int) -> float:
+    """Plain APScheduler whose job function commits one outbox INSERT per run, as the original
+    service's dispatch did: timed from resume until every run's flow is committed."""
+    engine = create_engine(url, pool_size=threads, max_overflow=0)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TABLE plain_outbox (id bigserial PRIMARY KEY, flow_name text, arguments jsonb)"
+        ))
+    plain = scheduler(url, threads)
+    plain.start(paused=True)
+    now = datetime.now(UTC)
+    for number in range(jobs):
+        plain.add_job(dispatch_one, "date", run_date=now, id=f"flow-{number}", args=[url, number])
+    done = threading.Event()
+    executed = []
+
+    def count(_event: object) -> None:
+        executed.append(1)
+        if len(executed) == jobs:
+            done.set()
+
+    plain.add_listener(count, EVENT_JOB_EXECUTED)
+    _engines[url] = engine
+    started = time.perf_counter()
+    plain.resume()
+    done.wait(600)
+    elapsed = time.perf_counter() - started
+    plain.shutdown()
+    with engine.connect() as connection:
+        committed = connection.execute(text("SELECT count(*) FROM plain_outbox")).scalar()
+    engine.dispose()
+    assert committed == jobs, committed
+    return jobs / elapsed
+
+
+_engines: dict[str, Any] = {}
+
+
+def dispatch_one(url: str, number: int) -> None:
+    """One flow, one INSERT, one commit (the job function pickled into the job store)."""
+    with _engines[url].begin() as connection:
+        connection.execute(
+            text("INSERT INTO plain_outbox (flow_name, arguments) VALUES ('bayesianFlow', :a)"),
+            {"a": json.dumps({"name": "serve-static", "job_id": f"flow-{number}"})},
+        )
 
 
 def get_jobs_seconds(url: str, jobs: int, repeats: int = 3) -> float:

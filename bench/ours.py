@@ -12,13 +12,15 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, insert, select
 
+from f8a_jobs.flows.outbox import PENDING
 from f8a_jobs.jobs import JobDefinition
+from f8a_jobs.runs import lifecycle
 from f8a_jobs.scheduler import FiringScheduler
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
 from f8a_jobs.storage.db import build_engine
 from f8a_jobs.storage.migrate import migrate
-from f8a_jobs.storage.tables import job_runs, jobs
+from f8a_jobs.storage.tables import flow_outbox, job_runs, jobs
 from tests.conftest import Server, poll
 
 
@@ -28,12 +30,21 @@ def migrated(url: str) -> Engine:
     return engine
 
 
-def store_jobs(engine: Engine, count: int, schedule: dict[str, Any], prefix: str) -> None:
+def store_jobs(
+    engine: Engine,
+    count: int,
+    schedule: dict[str, Any],
+    prefix: str,
+    handler: str = "Noop",
+    kwargs: dict[str, Any] | None = None,
+) -> None:
     now = utcnow()
     for start in range(0, count, 5000):
         rows = [
             {
-                **JobDefinition(f"{prefix}-{n:06}", "Noop", {}, schedule, "running", 3600).row(now),
+                **JobDefinition(
+                    f"{prefix}-{n:06}", handler, kwargs or {}, schedule, "running", 3600
+                ).row(now),
                 "revision": 1,
                 "created_at": now,
             }
@@ -50,12 +61,18 @@ def count_runs(engine: Engine, status: str) -> int:
         ).scalar_one()
 
 
+def firing_scheduler(engine: Engine, threads: int) -> FiringScheduler:
+    with engine.begin() as connection:
+        epoch = lifecycle.begin_term(connection, "bench", utcnow())
+    return FiringScheduler(engine, Settings(executor_threads=threads), epoch, "bench", lambda: None)
+
+
 def fires_per_second(url: str, count: int, threads: int) -> float:
     engine = migrated(url)
     store_jobs(
         engine, count, {"version": 1, "type": "date", "run_date": utcnow().isoformat()}, "once"
     )
-    firing = FiringScheduler(engine, Settings(executor_threads=threads))
+    firing = firing_scheduler(engine, threads)
     firing.start(paused=True)  # like the baseline: started and paused, timed from resume
     started = time.perf_counter()
     firing.set_paused(False)
@@ -64,6 +81,32 @@ def fires_per_second(url: str, count: int, threads: int) -> float:
     firing.stop()
     engine.dispose()
     return count / elapsed
+
+
+def flows_delivered_per_second(url: str, count: int, threads: int) -> float:
+    """``count`` FlowScheduling jobs due at once (one flow each), timed until every flow is
+    delivered (the embedded dispatcher marks it so): fire, run, record, relay."""
+    engine = migrated(url)
+    kwargs = {"flow_name": "bayesianFlow", "flow_arguments": [{"name": "serve-static"}]}
+    schedule = {"version": 1, "type": "date", "run_date": utcnow().isoformat()}
+    store_jobs(engine, count, schedule, "flow", "FlowScheduling", kwargs)
+    firing = firing_scheduler(engine, threads)
+    firing.start(paused=True)
+    started = time.perf_counter()
+    firing.set_paused(False)
+    poll(lambda: count_flows(engine, "delivered") == count, timeout=600, interval=0.01)
+    elapsed = time.perf_counter() - started
+    firing.stop()
+    assert count_flows(engine, PENDING) == 0
+    engine.dispose()
+    return count / elapsed
+
+
+def count_flows(engine: Engine, status: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(flow_outbox).where(flow_outbox.c.status == status)
+        ).scalar_one()
 
 
 def api_figures(url: str, count: int, workdir: Path) -> dict[str, float]:
@@ -138,7 +181,7 @@ def interval_accounting(url: str, count: int, seconds: float, threads: int) -> d
         },
         "tick",
     )
-    firing = FiringScheduler(engine, Settings(executor_threads=threads))
+    firing = firing_scheduler(engine, threads)
     firing.start(paused=False)
     time.sleep(max(0.0, (start + timedelta(seconds=seconds) - utcnow()).total_seconds()))
     firing.set_paused(True)

@@ -56,6 +56,8 @@ class ResultRefused(ValueError):
 
 def result_json(value: Any, max_bytes: int) -> Any:
     """A handler's return value as stored: JSON, at most ``max_bytes`` once encoded."""
+    if value is None or isinstance(value, bool | int) and abs(value) < 2**53:
+        return value  # the common case, and JSON as it is
     try:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as error:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from f8a_jobs.executors.threads import ThreadExecutor
 from f8a_jobs.flows.dispatchers import make_dispatcher
 from f8a_jobs.flows.relay import Relay
+from f8a_jobs.handlers.registry import handlers
 from f8a_jobs.runs.firing import FireBatch
 from f8a_jobs.runs.writer import RunWriter
 from f8a_jobs.settings import Settings
@@ -74,6 +75,7 @@ class FiringScheduler:
         self.relay = Relay(engine, make_dispatcher(settings), epoch, lost)
 
     def start(self, paused: bool) -> None:
+        handlers()  # load the plugins now: a broken one shows at once, not in the first run
         self.writer.start()
         self.executor.start()
         self.apscheduler.start(paused=paused)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +27,7 @@ def execute_run(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outco
     """Run ``run``'s handler; the outcome to record, or None when the run recorded itself
     (it spilled its flows into a transaction of its own)."""
     context = RunContext(run, engine)
+    started = utcnow()
     try:
         handler_class = get_handler(run.handler)
         handler = handler_class(run.job_id, engine=engine, run=context)
@@ -34,23 +36,24 @@ def execute_run(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outco
     except Exception as error:
         log.exception("job %s run %s failed", run.job_id, run.run_id)
         context.discard()
-        return failed(run, error)
-    outcome = Outcome(run, SUCCEEDED, utcnow(), result=result, flows=context.flows)
+        return failed(run, error, started)
+    outcome = Outcome(run, SUCCEEDED, utcnow(), started, result=result, flows=context.flows)
     if not context.spilled:
         return outcome
     try:
         context.finish_alone(outcome)
     except DBAPIError as error:
         log.exception("job %s run %s: its flows could not be written", run.job_id, run.run_id)
-        return failed(run, error, "its flows could not be written: ")
+        return failed(run, error, started, "its flows could not be written: ")
     return None
 
 
-def failed(run: ClaimedRun, error: BaseException, prefix: str = "") -> Outcome:
+def failed(run: ClaimedRun, error: BaseException, started: datetime, prefix: str = "") -> Outcome:
     return Outcome(
         run,
         FAILED,
         utcnow(),
+        started,
         error=f"{prefix}{type(error).__name__}: {error}",
         traceback="".join(traceback.format_exception(error)),
     )

@@ -1,8 +1,12 @@
 """The in-process executor: claims queued runs for its free threads and runs their handlers.
 
-One claimer thread does the database work: it claims as many queued runs as threads are free
-(one transaction), and heartbeats the runs in flight, so the next leader can tell this process
-is alive. Pool threads only run handlers; no thread sleeps waiting for a run.
+One claimer thread does the database work: it claims queued runs in batches (one transaction
+each) and heartbeats the runs in flight, so the next leader can tell this process is alive.
+It claims ahead what its threads will start within ``HORIZON`` seconds, judged by how long
+recent runs took: one run per thread when runs are long, up to ``MAX_CLAIM`` when they take
+microseconds, so short runs do not cost a transaction each. A claimed run shows ``running``
+from its claim; its real start is recorded when it ends. Pool threads only run handlers; no
+thread sleeps waiting for a run.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
+HORIZON = 0.05  # seconds of work to claim ahead
+MAX_CLAIM = 500
 
 
 class ThreadExecutor:
@@ -51,6 +57,7 @@ class ThreadExecutor:
         self._claiming = True
         self._stopped = threading.Event()
         self._last_heartbeat = time.monotonic()
+        self._mean_duration = HORIZON  # until runs are measured: one run per thread
         self._thread = threading.Thread(target=self._loop, name="f8a-jobs-claimer", daemon=True)
 
     @property
@@ -81,13 +88,21 @@ class ThreadExecutor:
                 log.warning("claiming runs failed (%s); retrying", error)
                 self._stopped.wait(1.0)
 
-    def free_threads(self) -> int:
+    def ahead(self) -> int:
+        """How many runs to hold claimed: what the threads start within ``HORIZON``."""
+        runs = int(self.capacity * HORIZON / max(self._mean_duration, 1e-6))
+        return min(MAX_CLAIM, max(self.capacity, runs))
+
+    def room(self) -> int:
+        """How many runs to claim now: none until half of those held have started."""
+        ahead = self.ahead()
         with self._changed:
-            return self.capacity - len(self._in_flight)
+            in_flight = len(self._in_flight)
+        return 0 if in_flight > ahead // 2 else ahead - in_flight
 
     def claim(self) -> int:
-        """Claim queued runs for the free threads and start them; how many started."""
-        free = self.free_threads()
+        """Claim queued runs and hand them to the pool; how many."""
+        free = self.room()
         if free <= 0:
             return 0
         with self.engine.begin() as connection:
@@ -96,13 +111,13 @@ class ThreadExecutor:
             self._in_flight.update(run.run_id for run in claimed)
         for run in claimed:
             self._pool.submit(self._run, run)
-        if len(claimed) == free:
-            self.wakeup()  # there may be more: look again once threads free up
         return len(claimed)
 
     def _run(self, run: ClaimedRun) -> None:
+        started = time.perf_counter()
         try:
             outcome = execute_run(run, self.engine, self.max_result_bytes)
+            self._mean_duration += 0.2 * (time.perf_counter() - started - self._mean_duration)
             if outcome is not None:
                 self.writer.add(outcome)
         except Exception:  # execute_run handles the handler's errors; this is ours
@@ -111,7 +126,9 @@ class ThreadExecutor:
             with self._changed:
                 self._in_flight.discard(run.run_id)
                 self._changed.notify_all()
-            self.wakeup()
+                low = len(self._in_flight) <= self.ahead() // 2
+            if low:
+                self.wakeup()
 
     def heartbeat(self) -> None:
         with self._changed:

@@ -70,8 +70,7 @@ class BaseHandler:
     @classmethod
     def context_arguments(cls) -> tuple[str, ...]:
         """The run context arguments ``execute`` names explicitly."""
-        parameters = inspect.signature(cls.execute).parameters
-        return tuple(name for name in CONTEXT_ARGUMENTS if name in parameters)
+        return _context_arguments(cls.execute)
 
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:
@@ -100,6 +99,13 @@ class BaseHandler:
                 problem = mismatch(item, hints[name])
                 if problem:
                     raise InvalidInput(f"kwargs.{key}{problem[0]}", problem[1])
+
+
+@functools.lru_cache(maxsize=1024)
+def _context_arguments(execute: Any) -> tuple[str, ...]:
+    """Cached: runs ask on every run, and ``inspect.signature`` is slow."""
+    parameters = inspect.signature(execute).parameters
+    return tuple(name for name in CONTEXT_ARGUMENTS if name in parameters)
 
 
 def _hints(function: Any) -> dict[str, Any]:

@@ -311,6 +311,7 @@ class Outcome:
     run: ClaimedRun
     status: str
     finished_at: datetime
+    started_at: datetime | None = None  # when the handler started (after the claim)
     result: Any = None
     error: str | None = None
     traceback: str | None = None
@@ -323,6 +324,7 @@ class Outcome:
             "owner": self.run.owner,
             "epoch": self.run.epoch,
             "status": self.status,
+            "started_at": self.started_at,
             "finished_at": self.finished_at,
             "result": self.result,
             "error": storable_text(self.error, ERROR_LIMIT),

@@ -129,4 +129,4 @@ def refused(outcome: Outcome, refusal: Exception) -> Outcome:
     error = f"the database refused this run's record: {reason}"
     if outcome.error:
         error += f"; the run's own error: {outcome.error}"
-    return Outcome(outcome.run, FAILED, outcome.finished_at, error=error)
+    return Outcome(outcome.run, FAILED, outcome.finished_at, outcome.started_at, error=error)
