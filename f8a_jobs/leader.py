@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from f8a_jobs import service_state, wakeups
 from f8a_jobs.runs import lifecycle, retention
+from f8a_jobs.runs.writer import RunWriter
 from f8a_jobs.scheduler import FiringScheduler
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
@@ -41,6 +42,9 @@ class Leadership:
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.lock = LeaderLock(engine)
+        # Runs this process started are recorded by it even after its term ends, and while
+        # the database is away: the writer lives as long as the process.
+        self.writer = RunWriter(engine)
         self.scheduler: FiringScheduler | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -54,13 +58,19 @@ class Leadership:
 
     def problems(self) -> list[str]:
         """Threads that should run here but have died (what liveness reports)."""
-        if not self._thread.is_alive() and not self._stop.is_set():
-            return ["leadership"]
+        if self._stop.is_set():
+            return []
+        dead = [
+            name
+            for name, thread in (("leadership", self._thread), ("run-writer", self.writer.thread))
+            if not thread.is_alive()
+        ]
         scheduler = self.scheduler
-        return scheduler.dead_threads() if scheduler else []
+        return dead + (scheduler.dead_threads() if scheduler else [])
 
     def start(self) -> None:
         wakeups.subscribe(self._on_local_wakeup)
+        self.writer.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -68,6 +78,7 @@ class Leadership:
         self._wake.set()
         self._thread.join(timeout=self.settings.shutdown_timeout + 5)
         wakeups.unsubscribe(self._on_local_wakeup)
+        self.writer.stop()
         self.lock.close()
 
     def _contend(self) -> None:
@@ -85,7 +96,9 @@ class Leadership:
         try:
             with engine.begin() as connection:
                 epoch = lifecycle.begin_term(connection, self.owner, utcnow())
-            scheduler = FiringScheduler(engine, self.settings, epoch, self.owner, self._wake.set)
+            scheduler = FiringScheduler(
+                engine, self.settings, epoch, self.owner, self._wake.set, self.writer
+            )
             scheduler.start(paused=service_state.get_state(engine) == "paused")
         except Exception:
             engine.dispose()

@@ -53,7 +53,10 @@ class FiringScheduler:
         epoch: int,
         owner: str,
         on_lost: Callable[[], None],
+        writer: RunWriter | None = None,
     ) -> None:
+        """``writer``: the process's run writer, which outlives terms (finishing is not
+        fenced); without one, the term has its own."""
         self.engine = engine
         self.epoch = epoch
         self.lost = threading.Event()
@@ -62,7 +65,8 @@ class FiringScheduler:
             self.lost.set()
             on_lost()
 
-        self.writer = RunWriter(engine)
+        self._owns_writer = writer is None
+        self.writer = writer or RunWriter(engine)
         self.executor = ThreadExecutor(engine, settings, self.writer, owner, epoch, lost)
         self.batch = FireBatch(engine, epoch, self.executor.wakeup, lost)
         self.store = JobRowStore(engine, self.batch)
@@ -76,18 +80,19 @@ class FiringScheduler:
 
     def start(self, paused: bool) -> None:
         handlers()  # load the plugins now: a broken one shows at once, not in the first run
-        self.writer.start()
+        if self._owns_writer:
+            self.writer.start()
         self.executor.start()
         self.apscheduler.start(paused=paused)
         self.relay.start()
 
     def threads(self) -> dict[str, threading.Thread | None]:
-        return {
+        threads = {
             "apscheduler": getattr(self.apscheduler, "_thread", None),
             "claimer": self.executor.thread,
-            "run-writer": self.writer.thread,
             "relay": self.relay.thread,
         }
+        return {**threads, "run-writer": self.writer.thread} if self._owns_writer else threads
 
     def dead_threads(self) -> list[str]:
         """The parts that should run but whose thread has died."""
@@ -129,7 +134,7 @@ class FiringScheduler:
         _each(
             ("runs in flight", lambda: self.executor.drain(timeout)),
             ("executor", self.executor.stop),
-            ("run writer", self.writer.stop),
+            ("run writer", self.writer.stop if self._owns_writer else self.writer.flush),
         )
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except Exception as exc:
         pytest.exit(f"PostgreSQL unreachable at {admin_url}: {exc}\n{HOW_TO}", returncode=3)
     _require_brokers()
+    if pg_bin() is None:
+        pytest.exit(PG_BIN_HOW_TO, returncode=3)
     name = f"f8a_jobs_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -71,6 +74,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.f8a_pg_url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)  # type: ignore[attr-defined]
     os.environ.update(TEST_SETTINGS)
     use_settings(Settings.from_env())
+
+
+PG_BIN_HOW_TO = (
+    "f8a-jobs tests restart a PostgreSQL server of their own: they need its programs (initdb, "
+    "pg_ctl): install PostgreSQL (`apt-get install postgresql`) or point F8A_JOBS_TEST_PG_BIN "
+    "at the directory holding them."
+)
+
+
+def pg_bin() -> Path | None:
+    """The directory of PostgreSQL's server programs (initdb, pg_ctl)."""
+    given = os.environ.get("F8A_JOBS_TEST_PG_BIN")
+    candidates = [Path(given)] if given else []
+    if shutil.which("pg_ctl"):
+        candidates.append(Path(shutil.which("pg_ctl")).parent)  # type: ignore[arg-type]
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    return next((path for path in candidates if (path / "initdb").exists() and (path / "pg_ctl").exists()), None)
 
 
 def _require_brokers() -> None:
@@ -259,3 +279,46 @@ def module_server(backend: str, tmp: Path, config: pytest.Config, prepare: Calla
     finally:
         server.stop()
         engine.dispose()
+
+
+class OwnPostgres:
+    """A PostgreSQL server this test starts, stops and restarts (in a temporary directory).
+
+    As root, its programs run as the ``postgres`` user: PostgreSQL refuses to run as root.
+    """
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="f8a-jobs-pg-"))
+        self.data = self.directory / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.directory, "postgres")
+        self._pg_ctl = str(pg_bin() / "pg_ctl")  # type: ignore[operator]
+        subprocess.run(
+            [*self._as, str(pg_bin() / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"],  # type: ignore[operator]
+            check=True, capture_output=True,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [*self._as, self._pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"), "-w", "start"],
+            check=True, capture_output=True,
+        )
+
+    def stop(self) -> None:
+        subprocess.run([*self._as, self._pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"], capture_output=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[OwnPostgres]:
+    server = OwnPostgres()
+    server.start()
+    yield server
+    server.remove()

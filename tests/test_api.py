@@ -215,3 +215,55 @@ def test_unknown_ids_get_404_and_duplicates_409(client):
         client.post("/jobs", json={"job_id": "twin", "handler": "Noop"}), 409, "job_id"
     )
     assert "twin" in body["detail"]
+
+
+def nested_filter(depth):
+    query = {"table": "t"}
+    for _ in range(depth - 1):
+        query = {"table": "t", "where": {"id in": {"$filter": query}}}
+    return {"$filter": query}
+
+
+@pytest.mark.parametrize("depth", [17, 300])
+def test_a_filter_nested_too_deep_is_a_400_naming_the_depth(client, depth):
+    body = {"handler": "FlowScheduling", "kwargs": {"flow_name": "f", "flow_arguments": [nested_filter(depth)]}}
+    response = client.post("/jobs", json=body)
+    assert response.status_code == 400, response.text
+    assert "nested more than" in response.json()["detail"]
+    response = client.post("/debug/show-select-query", json=nested_filter(depth))
+    assert response.status_code == 400 and "nested more than" in response.json()["detail"]
+
+
+def test_a_body_nested_thousands_of_levels_deep_is_a_400(client):
+    body = '{"handler": "Noop", "kwargs": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    response = client.post("/jobs", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["detail"].startswith("body: nested more than")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "field"),
+    [
+        ({"label": "a"}, 201, None),
+        ({"label": "c"}, 400, "kwargs.label"),
+        ({"label": "a", "run_id": "mine"}, 400, "kwargs.run_id"),
+    ],
+)
+def test_plugin_type_hints_such_as_literal_are_checked_without_a_500(client, kwargs, status, field):
+    response = client.post("/jobs", json={"handler": "Context", "kwargs": kwargs, "state": "paused"})
+    assert response.status_code == status, response.text
+    if field:
+        assert_problem(response, 400, field)
+
+
+def test_feb_29_means_the_next_feb_29(client):
+    response = client.post("/jobs", json={"handler": "Noop", "when": "Feb 29, 10:00", "state": "paused"})
+    assert response.status_code == 201, response.text
+    when = response.json()["job"]["when"]
+    assert when[5:16] == "02-29T10:00" and int(when[:4]) % 4 == 0
+
+
+def test_a_run_shows_its_result_trigger_and_the_process_that_ran_it(client):
+    client.post("/jobs", json={"job_id": "ctx", "handler": "Context", "kwargs": {"label": "b"}})
+    (run,) = poll(lambda: [r for r in runs_of(client, "ctx") if r["status"] == "succeeded"])
+    assert run["result"]["run_id"] == run["run_id"] and run["trigger"] == "schedule"
+    assert run["owner"] and run["epoch"] >= 1

@@ -11,12 +11,15 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg2
 from psycopg2.extras import execute_values
 from sqlalchemy import JSON, Connection, Table, and_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 # COPY text format: backslash escapes for the characters that delimit fields and rows.
 ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -66,8 +69,18 @@ def _copy(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     statement = (
         f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN"
     )
-    with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+    with _translated(statement), connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
         cursor.copy_expert(statement, buffer)
+
+
+@contextmanager
+def _translated(statement: str) -> Iterator[None]:
+    """psycopg2's errors as SQLAlchemy's (``DataError``, ``IntegrityError``, …), as every other
+    statement raises them: the raw cursor bypasses SQLAlchemy's translation."""
+    try:
+        yield
+    except psycopg2.Error as error:
+        raise DBAPIError.instance(statement, None, error, psycopg2.Error) from error
 
 
 def _field(value: Any, is_json: bool) -> str:
@@ -129,7 +142,7 @@ def update_rows(
         for row in rows
     ]
     # psycopg2 fills the VALUES list with bound, quoted values (in C, in one statement).
-    with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+    with _translated(statement), connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
         found = execute_values(
             cursor, statement, values, page_size=len(rows), fetch=bool(returning)
         )
