@@ -68,7 +68,7 @@ class FiringScheduler:
         self._owns_writer = writer is None
         self.writer = writer or RunWriter(engine)
         self.executor = ThreadExecutor(engine, settings, self.writer, owner, epoch, lost)
-        self.batch = FireBatch(engine, epoch, self.executor.wakeup, lost)
+        self.batch = FireBatch(engine, epoch, self.executor, lost)
         self.store = JobRowStore(engine, self.batch)
         self.apscheduler = BackgroundScheduler(
             timezone=UTC,

@@ -38,7 +38,7 @@ def fire_now(engine, epoch, *job_ids, when=None):
     when = when or utcnow()
     advances = [{"job_id": j, "revision": revision(engine, j), "next_run_time": None, "last_run": when} for j in job_ids]
     with engine.begin() as connection:
-        return lifecycle.fire(connection, epoch, advances, [Fire(j, (when,), 3600) for j in job_ids], utcnow())
+        return lifecycle.fire(connection, epoch, advances, [Fire(j, (when,), 3600) for j in job_ids], utcnow())[0]
 
 
 def claim(engine, epoch, owner="me", limit=100):
@@ -70,7 +70,7 @@ def test_a_job_paused_or_deleted_after_the_scheduler_read_it_does_not_run(engine
     jobs.delete_job(engine, "deleted-later")
     advances = [{"job_id": j, "revision": r, "next_run_time": None, "last_run": utcnow()} for j, r in stale.items()]
     with engine.begin() as connection:
-        assert lifecycle.fire(connection, epoch, advances, [Fire(j, (utcnow(),), 60) for j in stale], utcnow()) == 0
+        assert lifecycle.fire(connection, epoch, advances, [Fire(j, (utcnow(),), 60) for j in stale], utcnow()) == (0, [])
     assert runs_of(engine, "paused-later") == []
     assert fire_now(engine, epoch, "paused-before-claim") == 1
     jobs.set_job_state(engine, "paused-before-claim", "paused")  # between queueing and claiming
@@ -241,3 +241,19 @@ def test_retention_deletes_old_finished_runs_but_each_jobs_last_ones(engine):
     assert len(remaining) == 5
     with engine.begin() as connection:
         assert retention.delete_old_runs(connection, days=30, keep_last=5, now=now) == 0
+
+
+def test_the_firing_executor_takes_the_runs_it_has_room_for_as_they_are_queued(engine):
+    for job_id in ("x1", "x2", "x3"):
+        add(engine, job_id, "Context", {"label": "a"})
+    epoch = term(engine)
+    advances = [{"job_id": j, "revision": revision(engine, j), "next_run_time": None, "last_run": utcnow()} for j in ("x1", "x2", "x3")]
+    fires = [Fire(j, (utcnow(),), 60, "Context", {"label": "a"}) for j in ("x1", "x2", "x3")]
+    with engine.begin() as connection:
+        queued, claimed = lifecycle.fire(connection, epoch, advances, fires, utcnow(), claimant=lifecycle.Claimant("me", 2))
+    assert queued == 3 and len(claimed) == 2 and {run.owner for run in claimed} == {"me"}
+    statuses = sorted(runs_of(engine, j)[0]["status"] for j in ("x1", "x2", "x3"))
+    assert statuses == ["queued", "running", "running"]
+    assert [run.handler for run in claimed] == ["Context", "Context"] and claimed[0].kwargs == {"label": "a"}
+    (last,) = claim(engine, epoch)  # the third goes the usual way
+    assert last.run_id not in {run.run_id for run in claimed}

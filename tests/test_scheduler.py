@@ -139,7 +139,7 @@ def test_paused_scheduler_fires_nothing_until_resumed(engine, scheduler):
 def test_store_never_overwrites_an_edit_made_during_a_pass(engine):
     job_id = add(engine, periodically="1 hour")
     set_next_run(engine, job_id, utcnow() - timedelta(seconds=1))
-    store = JobRowStore(engine, FireBatch(engine, new_term(engine), print, print))
+    store = JobRowStore(engine, FireBatch(engine, new_term(engine), None, print))
     (job,) = store.get_due_jobs(utcnow())
     jobs.set_job_state(engine, job_id, "paused")  # the API, between fire and flush
     job.next_run_time = utcnow() + timedelta(hours=1)

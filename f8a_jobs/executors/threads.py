@@ -107,11 +107,15 @@ class ThreadExecutor:
             return 0
         with self.engine.begin() as connection:
             claimed = lifecycle.claim(connection, self.epoch, self.owner, free, utcnow())
-        with self._changed:
-            self._in_flight.update(run.run_id for run in claimed)
-        for run in claimed:
-            self._pool.submit(self._run, run)
+        self.take(claimed)
         return len(claimed)
+
+    def take(self, runs: list[ClaimedRun]) -> None:
+        """Run ``runs`` (claimed for this executor, and committed so)."""
+        with self._changed:
+            self._in_flight.update(run.run_id for run in runs)
+        for run in runs:
+            self._pool.submit(self._run, run)
 
     def _run(self, run: ClaimedRun) -> None:
         started = time.perf_counter()

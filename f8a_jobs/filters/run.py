@@ -31,8 +31,9 @@ def stream_rows(
             result = connection.execution_options(stream_results=True, yield_per=batch).execute(
                 statement
             )
-            for row in result.mappings():
-                yield {key: jsonable(value) for key, value in row.items()}
+            keys = list(result.keys())
+            for row in result:
+                yield {key: jsonable(value) for key, value in zip(keys, row, strict=True)}
         except DataError as error:
             raise InvalidInput(
                 path, f"the database refused a value: {_first_line(error)}"

@@ -9,11 +9,13 @@ id derives from the key, so workers can drop a message they have seen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
 from f8a_jobs.schedules import utcnow
+from f8a_jobs.storage.bulk import among
 from f8a_jobs.storage.tables import flow_outbox
 
 PENDING = "pending"
@@ -29,7 +31,9 @@ class Flow:
     follow_subflows: bool = False
 
 
-def flow_row(job_id: str, run_id: str, arg_index: int, flow: Flow) -> dict[str, Any]:
+def flow_row(
+    job_id: str, run_id: str, arg_index: int, flow: Flow, created_at: datetime | None = None
+) -> dict[str, Any]:
     """The outbox row of a run's ``arg_index``-th flow; (run_id, arg_index) is its key."""
     return {
         "job_id": job_id,
@@ -41,7 +45,7 @@ def flow_row(job_id: str, run_id: str, arg_index: int, flow: Flow) -> dict[str, 
         "run_subsequent": flow.run_subsequent,
         "follow_subflows": flow.follow_subflows,
         "status": PENDING,
-        "created_at": utcnow(),
+        "created_at": created_at or utcnow(),
     }
 
 
@@ -55,13 +59,15 @@ def claim_pending(connection: Connection, limit: int) -> list[dict[str, Any]]:
     )
     if connection.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return [dict(row._mapping) for row in connection.execute(query)]
+    result = connection.execute(query)
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 def mark(connection: Connection, ids: list[int], status: str, error: str | None = None) -> None:
     connection.execute(
         update(flow_outbox)
-        .where(flow_outbox.c.id.in_(ids))
+        .where(among(connection, flow_outbox.c.id, ids))
         .values(status=status, sent_at=utcnow(), error=error)
     )
 

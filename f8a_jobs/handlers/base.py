@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import typing_extensions
-from pydantic import TypeAdapter, ValidationError
-from pydantic.errors import PydanticUserError
 from sqlalchemy import Engine
 
 from f8a_jobs.errors import InvalidInput
@@ -20,6 +18,8 @@ from f8a_jobs.settings import get_settings
 from f8a_jobs.storage.db import get_engine
 
 if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
     from f8a_jobs.flows.outbox import Flow
     from f8a_jobs.runs.context import RunContext
 
@@ -133,6 +133,8 @@ def mismatch(value: Any, hint: Any) -> tuple[str, str] | None:
             if not isinstance(hint, type) or isinstance(value, hint)
             else ("", f"expected {hint.__name__}")
         )
+    from pydantic import ValidationError  # imported once a job is validated, not to run one
+
     try:
         adapter.validate_json(json.dumps(value), strict=True)
     except ValidationError as error:
@@ -164,6 +166,9 @@ def _cached_adapter(hint: Any) -> TypeAdapter[Any] | None:
 
 
 def _build_adapter(hint: Any) -> TypeAdapter[Any] | None:
+    from pydantic import TypeAdapter
+    from pydantic.errors import PydanticUserError
+
     try:
         return TypeAdapter(_portable(hint))
     except (PydanticUserError, NameError, TypeError):

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from f8a_jobs.flows.outbox import Flow, flow_row
 from f8a_jobs.runs import lifecycle
 from f8a_jobs.runs.lifecycle import ClaimedRun, Outcome
+from f8a_jobs.schedules import utcnow
 from f8a_jobs.storage.bulk import insert_rows
 from f8a_jobs.storage.tables import flow_outbox
 
@@ -47,8 +48,9 @@ class RunContext:
     def emit_flows(self, flows: Iterable[Flow]) -> int:
         """Keep ``flows`` for this run's commit; returns how many this call emitted."""
         before = self.emitted
+        now = utcnow()  # one creation time per call: the rows commit together anyway
         for flow in flows:
-            self.flows.append(flow_row(self.run.job_id, self.run.run_id, self.emitted, flow))
+            self.flows.append(flow_row(self.run.job_id, self.run.run_id, self.emitted, flow, now))
             self.emitted += 1
             if len(self.flows) >= SPILL_AT:
                 self._spill()
@@ -58,7 +60,7 @@ class RunContext:
         if self._connection is None:
             self._connection = self.engine.connect()
             self._connection.begin()
-        insert_rows(self._connection, flow_outbox, self.flows, skip_conflicts=True)
+        insert_rows(self._connection, flow_outbox, self.flows)
         self.flows = []
 
     def finish_alone(self, outcome: Outcome) -> bool:

@@ -12,36 +12,51 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs.runs import lifecycle
-from f8a_jobs.runs.lifecycle import Fire, LostLeadership
+from f8a_jobs.runs.lifecycle import Claimant, ClaimedRun, Fire, LostLeadership
 from f8a_jobs.schedules import utcnow
 
 log = logging.getLogger(__name__)
 
 
+class Taker(Protocol):
+    """The executor of the firing process: takes due runs as they are queued."""
+
+    owner: str
+
+    def room(self) -> int: ...
+
+    def take(self, runs: list[ClaimedRun]) -> None: ...
+
+    def wakeup(self, count: object = None) -> None: ...
+
+
 class FireBatch:
     def __init__(
-        self,
-        engine: Engine,
-        epoch: int,
-        on_queued: Callable[[int], None],
-        on_lost: Callable[[], None],
+        self, engine: Engine, epoch: int, taker: Taker | None, on_lost: Callable[[], None]
     ) -> None:
         self.engine = engine
         self.epoch = epoch
-        self.on_queued = on_queued
+        self.taker = taker
         self.on_lost = on_lost
         self._lock = threading.Lock()
+        self._jobs: dict[str, tuple[str, dict[str, Any]]] = {}  # what the pass read
         self._fires: dict[str, Fire] = {}
         self._advances: dict[str, dict[str, Any]] = {}
 
+    def read(self, job_id: str, handler: str, kwargs: dict[str, Any]) -> None:
+        """The store read this job in this pass: what its run needs, if it falls due."""
+        self._jobs[job_id] = (handler, kwargs)
+
     def fire(self, job_id: str, run_times: list[datetime], grace_seconds: int) -> None:
+        handler, kwargs = self._jobs.get(job_id, ("", {}))
         with self._lock:
-            self._fires[job_id] = Fire(job_id, tuple(run_times), grace_seconds)
+            self._fires[job_id] = Fire(job_id, tuple(run_times), grace_seconds, handler, kwargs)
 
     def advance(self, job_id: str, revision: int, next_run_time: datetime | None) -> None:
         with self._lock:
@@ -58,16 +73,32 @@ class FireBatch:
             if not self._advances:
                 return
             advances, fires = list(self._advances.values()), list(self._fires.values())
+            claimant = Claimant(self.taker.owner, self.taker.room()) if self.taker else None
             try:
-                with self.engine.begin() as connection:
-                    queued = lifecycle.fire(connection, self.epoch, advances, fires, utcnow())
+                queued, claimed = self._write(advances, fires, claimant)
             except LostLeadership as lost:
                 log.warning("%s: this pass's fires are left to the new leader", lost)
-                self._advances.clear()
-                self._fires.clear()
+                queued, claimed = 0, []
                 self.on_lost()
-                return
             self._advances.clear()
             self._fires.clear()
-        if queued:
-            self.on_queued(queued)
+            self._jobs.clear()
+        if self.taker and claimed:
+            self.taker.take(claimed)
+        if self.taker and queued > len(claimed):
+            self.taker.wakeup()
+
+    def _write(
+        self, advances: list[dict[str, Any]], fires: list[Fire], claimant: Claimant | None
+    ) -> tuple[int, list[ClaimedRun]]:
+        try:
+            with self.engine.begin() as connection:
+                return lifecycle.fire(
+                    connection, self.epoch, advances, fires, utcnow(), claimant=claimant
+                )
+        except IntegrityError:  # a slot exists already: never expected, never a poison batch
+            log.warning("a due run existed already; queueing the others")
+            with self.engine.begin() as connection:
+                return lifecycle.fire(
+                    connection, self.epoch, advances, fires, utcnow(), True, claimant
+                )

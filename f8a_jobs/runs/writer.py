@@ -94,10 +94,10 @@ class RunWriter:
             self._put_back(batch)
             raise
 
-    def _write(self, batch: list[Outcome]) -> None:
+    def _write(self, batch: list[Outcome], tolerant: bool = False) -> None:
         flows = sum(len(outcome.flows) for outcome in batch)
         with wakeups.changing(self.engine, wakeups.FLOWS if flows else None) as connection:
-            recorded = lifecycle.finish(connection, batch)
+            recorded = lifecycle.finish(connection, batch, tolerant)
         dropped = len(batch) - len(recorded)
         if dropped:
             log.warning(
@@ -109,7 +109,7 @@ class RunWriter:
         for index, outcome in enumerate(batch):
             try:
                 try:
-                    self._write([outcome])
+                    self._write([outcome], tolerant=True)
                 except REFUSALS as refusal:
                     self._write([refused(outcome, refusal)])
             except REFUSALS as refusal:

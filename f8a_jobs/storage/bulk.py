@@ -11,15 +11,25 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
-from psycopg2.extras import execute_values
-from sqlalchemy import JSON, Connection, Table, and_, bindparam, insert, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    insert,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 # COPY text format: backslash escapes for the characters that delimit fields and rows.
 ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -32,36 +42,24 @@ def insert_rows(
 ) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table`` in one round trip.
 
-    With ``skip_conflicts``, rows whose unique key exists already are left out (a safety net:
-    COPY is tried first, in a savepoint, and the slower ``ON CONFLICT DO NOTHING`` only if a
-    key exists).
+    With ``skip_conflicts``, rows whose unique key exists already are left out
+    (``ON CONFLICT DO NOTHING``, slower than COPY: for the paths that retry after a conflict).
     """
     if not rows:
         return
-    if connection.dialect.name != "postgresql":
-        statement = (
-            sqlite.insert(table).on_conflict_do_nothing() if skip_conflicts else insert(table)
-        )
-        connection.execute(statement, rows)
-        return
-    if not skip_conflicts:
+    if connection.dialect.name == "postgresql" and not skip_conflicts:
         _copy(connection, table, rows)
         return
-    try:
-        with connection.begin_nested():
-            _copy(connection, table, rows)
-    except IntegrityError:
-        connection.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).on_conflict_do_nothing() if skip_conflicts else insert(table)
+    connection.execute(statement, rows)
 
 
 def _copy(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
-    is_json = [isinstance(table.c[name].type, JSON) for name in columns]
+    formats = [_formatter(isinstance(table.c[name].type, JSON)) for name in columns]
     lines = (
-        "\t".join(
-            _field(row[name], json_column)
-            for name, json_column in zip(columns, is_json, strict=True)
-        )
+        "\t".join(fmt(row[name]) for name, fmt in zip(columns, formats, strict=True))
         for row in rows
     )
     buffer = io.StringIO("\n".join(lines) + "\n")
@@ -71,6 +69,24 @@ def _copy(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     )
     with _translated(statement), connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
         cursor.copy_expert(statement, buffer)
+
+
+def _formatter(is_json: bool) -> Callable[[Any], str]:
+    """A column's COPY field writer. Scalars repeat down a column (a job id, a status, a
+    batch's timestamp): each distinct one is formatted once per batch."""
+    seen: dict[Any, str] = {}
+
+    def fmt(value: Any) -> str:
+        if value is None:
+            return NULL
+        if isinstance(value, dict | list | int) and not isinstance(value, bool):
+            return _field(value, is_json)  # distinct down the column: nothing to remember
+        text = seen.get(value)
+        if text is None:
+            text = seen[value] = _field(value, is_json)
+        return text
+
+    return fmt
 
 
 @contextmanager
@@ -90,6 +106,14 @@ def _field(value: Any, is_json: bool) -> str:
     return text.translate(ESCAPES) if NEEDS_ESCAPE.search(text) else text
 
 
+def among(connection: Connection, column: Column[Any], values: list[Any]) -> ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL one array parameter (``= ANY(%s)``), so a batch of
+    hundreds of ids is not compiled into as many parameters each time."""
+    if connection.dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+
+
 def update_rows(
     connection: Connection,
     table: Table,
@@ -99,7 +123,7 @@ def update_rows(
     returning: str | None = None,
 ) -> list[Any]:
     """Set the other columns of ``rows`` on the rows of ``table`` whose ``match`` columns equal
-    theirs and whose ``guards`` columns hold the given values: one ``UPDATE … FROM (VALUES …)``
+    theirs and whose ``guards`` columns hold the given values: one ``UPDATE … FROM unnest(…)``
     on PostgreSQL, one statement a row elsewhere.
 
     Returns the ``returning`` column of the rows it changed (an empty list without it).
@@ -111,42 +135,33 @@ def update_rows(
         return _update_each(connection, table, match, rows, guards, returning)
     names = list(rows[0])
     changed = [name for name in names if name not in match]
-    guard_names = [f"guard_{name}" for name in guards]
     quote = connection.dialect.identifier_preparer.quote
-    sql_type = {name: table.c[name].type.compile(dialect=connection.dialect) for name in names}
-    sql_type.update(
-        {f"guard_{name}": table.c[name].type.compile(dialect=connection.dialect) for name in guards}
-    )
-    assignments = ", ".join(
-        f"{quote(name)} = batch.{quote(name)}::{sql_type[name]}" for name in changed
-    )
-    conditions = [f"{quote(table.name)}.{quote(name)} = batch.{quote(name)}" for name in match]
-    conditions += [
-        f"{quote(table.name)}.{quote(name)} = batch.{quote(f'guard_{name}')}::{sql_type[f'guard_{name}']}"
-        for name in guards
-    ]
+    target = quote(table.name)
+    columns = [*names, *guards]
+    batch_names = [*names, *(f"guard_{name}" for name in guards)]
+    sql_type = [table.c[name].type.compile(dialect=connection.dialect) for name in columns]
+    assignments = ", ".join(f"{quote(name)} = batch.{quote(name)}" for name in changed)
+    conditions = [f"{target}.{quote(name)} = batch.{quote(name)}" for name in match]
+    conditions += [f"{target}.{quote(name)} = batch.{quote(f'guard_{name}')}" for name in guards]
+    arrays = ", ".join(f"%s::{kind}[]" for kind in sql_type)
     statement = (
-        f"UPDATE {quote(table.name)} SET {assignments} FROM (VALUES %s) "
-        f"AS batch ({', '.join(quote(name) for name in [*names, *guard_names])}) "
+        f"UPDATE {target} SET {assignments} FROM unnest({arrays}) "
+        f"AS batch ({', '.join(quote(name) for name in batch_names)}) "
         f"WHERE {' AND '.join(conditions)}"
     )
     if returning:
-        statement += f" RETURNING {quote(table.name)}.{quote(returning)}"
-    is_json = [isinstance(table.c[name].type, JSON) for name in names]
-    values = [
-        tuple(
-            _json(row[name]) if json_column else row[name]
-            for name, json_column in zip(names, is_json, strict=True)
-        )
-        + tuple(guards.values())
-        for row in rows
+        statement += f" RETURNING {target}.{quote(returning)}"
+    # One array per column: psycopg2 adapts each list in C, one parameter each.
+    parameters = [
+        [_json(row[name]) for row in rows]
+        if isinstance(table.c[name].type, JSON)
+        else [row[name] for row in rows]
+        for name in names
     ]
-    # psycopg2 fills the VALUES list with bound, quoted values (in C, in one statement).
+    parameters += [[value] * len(rows) for value in guards.values()]
     with _translated(statement), connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-        found = execute_values(
-            cursor, statement, values, page_size=len(rows), fetch=bool(returning)
-        )
-    return [row[0] for row in found] if returning else []
+        cursor.execute(statement, parameters)
+        return [row[0] for row in cursor.fetchall()] if returning else []
 
 
 def _update_each(

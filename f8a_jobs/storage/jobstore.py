@@ -21,14 +21,34 @@ from f8a_jobs.runs.firing import FireBatch
 from f8a_jobs.schedules import build_trigger, utcnow
 from f8a_jobs.storage.tables import jobs
 
-RUN_HANDLER = "f8a_jobs.storage.jobstore:never_called"
 RETRY_SECONDS = 1.0
+#: What the store reads of a job (handler and kwargs: a due run may start at once).
+COLUMNS = (
+    jobs.c.job_id,
+    jobs.c.handler,
+    jobs.c.kwargs,
+    jobs.c.schedule,
+    jobs.c.misfire_grace_time,
+    jobs.c.next_run_time,
+    jobs.c.revision,
+)
 log = logging.getLogger(__name__)
 
 
 def never_called() -> None:
     """The ``func`` of our APScheduler jobs: runs are queued as rows, not called."""
     raise RuntimeError("f8a-jobs runs are executed from job_runs rows, not by APScheduler")
+
+
+JOB_TEMPLATE: tuple[tuple[str, Any], ...] = (
+    ("func_ref", f"{__name__}:never_called"),
+    ("func", never_called),
+    ("executor", "default"),
+    ("args", ()),
+    ("kwargs", {}),
+    ("coalesce", False),  # our executor must see every missed run time, to record it
+    ("max_instances", 1),
+)
 
 
 class JobRowStore(BaseJobStore):
@@ -46,32 +66,24 @@ class JobRowStore(BaseJobStore):
         self._closing = True
 
     def job_from_row(self, row: Any) -> Job:
+        """The APScheduler ``Job`` of a row: the attributes ``Job.__setstate__`` sets, set
+        directly (it would resolve the function by its import path for every job)."""
         job = Job.__new__(Job)
-        job.__setstate__(
-            {
-                "version": 1,
-                "id": row.job_id,
-                "func": RUN_HANDLER,
-                "trigger": build_trigger(row.schedule),
-                "executor": "default",
-                "args": (),
-                "kwargs": {},
-                "name": row.job_id,
-                "misfire_grace_time": row.misfire_grace_time,
-                # Our executor coalesces, so it must see every missed run time to record it.
-                "coalesce": False,
-                "max_instances": 1,
-                "next_run_time": row.next_run_time,
-            }
-        )
+        for name, value in JOB_TEMPLATE:
+            setattr(job, name, value)
+        job.id = job.name = row.job_id
+        job.trigger = build_trigger(row.schedule)
+        job.misfire_grace_time = row.misfire_grace_time
+        job.next_run_time = row.next_run_time
         job._scheduler = self._scheduler
         job._jobstore_alias = self._alias
         self._revisions[row.job_id] = row.revision
+        self.batch.read(row.job_id, row.handler, row.kwargs)
         return job
 
     def lookup_job(self, job_id: str) -> Job | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+            row = connection.execute(select(*COLUMNS).where(jobs.c.job_id == job_id)).first()
         return self.job_from_row(row) if row else None
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
@@ -79,7 +91,7 @@ class JobRowStore(BaseJobStore):
         if self._closing:
             return []
         query = (
-            select(jobs)
+            select(*COLUMNS)
             .where(jobs.c.next_run_time <= now)
             .order_by(jobs.c.next_run_time)
             .limit(self.due_batch)
@@ -101,7 +113,9 @@ class JobRowStore(BaseJobStore):
 
     def get_all_jobs(self) -> list[Job]:
         with self.engine.connect() as connection:
-            rows = connection.execute(select(jobs).where(jobs.c.next_run_time.is_not(None))).all()
+            rows = connection.execute(
+                select(*COLUMNS).where(jobs.c.next_run_time.is_not(None))
+            ).all()
         return [self.job_from_row(row) for row in rows]
 
     def add_job(self, job: Job) -> None:
