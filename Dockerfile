@@ -1,4 +1,6 @@
 # f8a-jobs service image: gunicorn with uvicorn workers, run as a non-root user.
+# It listens on 0.0.0.0, so it starts only with F8A_JOBS_API_TOKENS set (or, knowingly,
+# F8A_JOBS_ALLOW_ANONYMOUS=true): the API is not served to anyone by default.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

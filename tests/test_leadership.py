@@ -76,3 +76,30 @@ def test_a_term_whose_thread_died_ends_and_liveness_says_so_meanwhile(pg_url, pg
         assert leadership.problems() == []
     finally:
         leadership.stop()
+
+
+def test_a_standby_polls_the_lock_on_one_session(pg_url, pg_engine):
+    wipe(pg_engine)
+    leader = Leadership(pg_engine, settings(pg_url))
+    standby = Leadership(pg_engine, settings(pg_url))
+    leader.start()
+    try:
+        poll(lambda: leader.scheduler is not None)
+        standby.start()
+        first = poll(lambda: standby.lock.backend_pid())
+        sessions_before = sessions(pg_engine)
+        for _ in range(10):  # ten more polls at 0.1 s
+            standby._stop.wait(0.1)
+        assert standby.lock.backend_pid() == first and standby.role == "standby"
+        assert sessions(pg_engine) - sessions_before <= 2  # not one session per poll
+    finally:
+        standby.stop()
+        leader.stop()
+
+
+def sessions(engine):
+    """Sessions ever established to this database (PostgreSQL 14+)."""
+    with engine.connect() as connection:
+        return connection.execute(
+            text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar()

@@ -12,6 +12,7 @@ from f8a_jobs.scheduler import FiringScheduler
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import get_settings
 from f8a_jobs.storage.jobstore import JobRowStore
+from f8a_jobs.storage.tables import job_runs
 from f8a_jobs.storage.tables import jobs as jobs_table
 from tests import handlers as test_handlers
 from tests.conftest import poll
@@ -158,3 +159,20 @@ def test_stopping_never_advances_a_job_it_did_not_run(engine, scheduler):
     scheduler.stop = lambda: None  # already stopped: the fixture must not stop it again
     assert runs.list_runs(engine, job_id)[1] == 0
     assert jobs.get_job(engine, job_id)["next_run_time"] == due  # still due for the next leader
+
+
+def test_a_pass_larger_than_a_chunk_runs_every_job_with_its_own_handler(engine, scheduler):
+    with engine.begin() as connection:
+        connection.execute(jobs_table.insert(), [
+            {**jobs.parse_job({"job_id": f"many-{n:03}", "handler": "Context", "kwargs": {"label": "a"}}).row(utcnow()),
+             "revision": 1, "created_at": utcnow()}
+            for n in range(600)  # more than FireBatch.CHUNK, so the pass is written in parts
+        ])
+    scheduler.start(paused=False)
+
+    def statuses():
+        with engine.connect() as connection:
+            return connection.execute(select(job_runs.c.status)).scalars().all()
+
+    poll(lambda: statuses().count("succeeded") == 600, timeout=60)
+    assert set(statuses()) == {"succeeded"}

@@ -16,6 +16,8 @@ from sqlalchemy.exc import DataError, OperationalError
 
 from f8a_jobs.errors import InvalidInput
 
+PLAIN = frozenset({str, int, float, bool, type(None)})  # JSON as they are: the common case
+
 
 def stream_rows(
     engine: Engine, statement: Select[Any], timeout: float, path: str, batch: int = 1000
@@ -33,7 +35,10 @@ def stream_rows(
             )
             keys = list(result.keys())
             for row in result:
-                yield {key: jsonable(value) for key, value in zip(keys, row, strict=True)}
+                yield {
+                    key: value if type(value) in PLAIN else jsonable(value)
+                    for key, value in zip(keys, row, strict=True)
+                }
         except DataError as error:
             raise InvalidInput(
                 path, f"the database refused a value: {_first_line(error)}"

@@ -22,7 +22,7 @@ PENDING = "pending"
 FAILED = "failed"  # the dispatcher refused it for good; ``error`` says why
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per flow
 class Flow:
     flow_name: str
     arguments: dict[str, Any]

@@ -29,8 +29,10 @@ class FlowScheduling(BaseHandler):
         self, flow_name: str, flow_arguments: list[dict[str, Any]], **options: Any
     ) -> Iterator[outbox.Flow]:
         for index, argument_set in enumerate(flow_arguments):
-            for arguments in filters.expand(argument_set, f"kwargs.flow_arguments[{index}]"):
-                yield outbox.Flow(flow_name, {**arguments, "job_id": self.job_id}, **options)
+            # job_id joins the extra keys, so each matching row is copied once, not twice
+            with_job = {**argument_set, "job_id": self.job_id}
+            for arguments in filters.expand(with_job, f"kwargs.flow_arguments[{index}]"):
+                yield outbox.Flow(flow_name, arguments, **options)
 
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:

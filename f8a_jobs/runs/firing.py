@@ -3,7 +3,7 @@
 APScheduler hands each due job to its executor (``fire``) and then to the job store
 (``advance``); at the end of the pass the store flushes both here, so a due run is a ``queued``
 row in the same commit that moves its job's next run time on: a crash can neither lose the run
-nor fire the same slot twice.
+nor fire the same slot twice. Runs the executor has room for are inserted already claimed.
 """
 
 from __future__ import annotations
@@ -80,9 +80,10 @@ class FireBatch:
                 log.warning("%s: this pass's fires are left to the new leader", lost)
                 queued, claimed = 0, []
                 self.on_lost()
+            for job_id in self._advances:  # written: their details are no longer needed
+                self._jobs.pop(job_id, None)
             self._advances.clear()
             self._fires.clear()
-            self._jobs.clear()
         if self.taker and claimed:
             self.taker.take(claimed)
         if self.taker and queued > len(claimed):

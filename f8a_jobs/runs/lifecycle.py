@@ -155,7 +155,7 @@ def _claim_at_once(
     for row in rows:
         if len(claimed) >= claimant.room:
             break
-        if row["status"] == QUEUED:
+        if row["status"] == QUEUED and fires[row["job_id"]].handler:
             row.update(
                 status=RUNNING, epoch=epoch, owner=claimant.owner, started_at=now, heartbeat_at=now
             )
