@@ -28,7 +28,7 @@ from f8a_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 HORIZON = 0.05  # seconds of work to claim ahead
-MAX_CLAIM = 500
+MAX_CLAIM = 2000
 
 
 class ThreadExecutor:

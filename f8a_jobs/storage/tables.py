@@ -89,8 +89,8 @@ job_runs = Table(
     Column("error", Text, nullable=True),
     Column("traceback", Text, nullable=True),
     Column("missed_count", Integer, nullable=True),  # a missed row may stand for many runs
-    UniqueConstraint("job_id", "trigger", "scheduled_for", name="uq_job_runs_slot"),
-    Index("ix_job_runs_job", "job_id", "scheduled_for"),
+    # One run per job and slot; also the index of a job's runs in time order.
+    UniqueConstraint("job_id", "scheduled_for", "trigger", name="uq_job_runs_slot"),
     Index("ix_job_runs_status", "status", "scheduled_for"),
 )
 

@@ -25,7 +25,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("owner", sa.String(128), nullable=True))
         batch.add_column(sa.Column("heartbeat_at", UTCDateTime, nullable=True))
         batch.add_column(sa.Column("result", Json, nullable=True))
-        batch.create_unique_constraint("uq_job_runs_slot", ["job_id", "trigger", "scheduled_for"])
+        # one run per job and slot; it also orders a job's runs, so the old index goes
+        batch.create_unique_constraint("uq_job_runs_slot", ["job_id", "scheduled_for", "trigger"])
+        batch.drop_index("ix_job_runs_job")
     with op.batch_alter_table("flow_outbox") as batch:
         batch.add_column(sa.Column("run_id", sa.String(32), nullable=True))
         batch.add_column(sa.Column("arg_index", sa.Integer, nullable=True))
@@ -49,5 +51,6 @@ def downgrade() -> None:
             batch.drop_column(column)
     with op.batch_alter_table("job_runs") as batch:
         batch.drop_constraint("uq_job_runs_slot", type_="unique")
+        batch.create_index("ix_job_runs_job", ["job_id", "scheduled_for"])
         for column in ("result", "heartbeat_at", "owner", "epoch", "trigger"):
             batch.drop_column(column)
