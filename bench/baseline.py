@@ -36,6 +36,11 @@ def fires_per_second(url: str, jobs: int, threads: int) -> float:
     now = datetime.now(UTC)
     for number in range(jobs):
         plain.add_job(noop, "date", run_date=now, id=f"once-{number}")
+    return jobs / seconds_until_executed(plain, jobs)
+
+
+def seconds_until_executed(plain: BackgroundScheduler, jobs: int) -> float:
+    """Resume a paused scheduler; seconds until ``jobs`` runs have executed. Shuts it down."""
     done = threading.Event()
     executed = []
 
@@ -50,7 +55,7 @@ def fires_per_second(url: str, jobs: int, threads: int) -> float:
     done.wait(600)
     elapsed = time.perf_counter() - started
     plain.shutdown()
-    return jobs / elapsed
+    return elapsed
 
 
 def flows_committed_per_second(url: str, jobs: int, threads: int) -> float:
@@ -66,21 +71,8 @@ def flows_committed_per_second(url: str, jobs: int, threads: int) -> float:
     now = datetime.now(UTC)
     for number in range(jobs):
         plain.add_job(dispatch_one, "date", run_date=now, id=f"flow-{number}", args=[url, number])
-    done = threading.Event()
-    executed = []
-
-    def count(_event: object) -> None:
-        executed.append(1)
-        if len(executed) == jobs:
-            done.set()
-
-    plain.add_listener(count, EVENT_JOB_EXECUTED)
     _engines[url] = engine
-    started = time.perf_counter()
-    plain.resume()
-    done.wait(600)
-    elapsed = time.perf_counter() - started
-    plain.shutdown()
+    elapsed = seconds_until_executed(plain, jobs)
     with engine.connect() as connection:
         committed = connection.execute(text("SELECT count(*) FROM plain_outbox")).scalar()
     engine.dispose()

@@ -48,6 +48,8 @@ class Leadership:
         self.scheduler: FiringScheduler | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._topics: set[str] = set()
+        self._topics_lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._contend, name="f8a-jobs-leadership", daemon=True
         )
@@ -108,9 +110,10 @@ class Leadership:
         self._listen("LISTEN")
         term = Housekeeping(engine, self.settings, epoch)
         try:
+            topics = wakeups.ALL
             while self._leading(scheduler):
-                self._tick(scheduler, term)
-                self._wait_for_wakeup()
+                self._tick(scheduler, term, topics)
+                topics = self._wait_for_wakeup()
         finally:
             self.scheduler = None
             scheduler.stop_starting()
@@ -128,15 +131,18 @@ class Leadership:
             log.error("threads of this term died (%s): ending the term", ", ".join(dead))
         return not dead
 
-    def _tick(self, scheduler: FiringScheduler, term: Housekeeping) -> None:
+    def _tick(self, scheduler: FiringScheduler, term: Housekeeping, topics: frozenset[str]) -> None:
+        """Wake only the parts a change concerns (a burst of new jobs must not cost a claim
+        and a relay transaction each); a quiet poll interval wakes them all."""
         try:
-            scheduler.set_paused(service_state.get_state(self.engine) == "paused")
+            if wakeups.STATE in topics:
+                scheduler.set_paused(service_state.get_state(self.engine) == "paused")
             term.run()
         except lifecycle.LostLeadership:
             scheduler.lost.set()
         except Exception as error:
             log.warning("housekeeping failed (%s); trying again next tick", error)
-        scheduler.wakeup()
+        scheduler.wakeup(topics)
 
     def _listen(self, verb: str) -> None:
         connection: Any = self.lock.connection
@@ -149,20 +155,28 @@ class Leadership:
         except Exception as error:
             log.warning("%s failed (%s)", verb, error)
 
-    def _on_local_wakeup(self, _topic: str) -> None:
+    def _on_local_wakeup(self, topic: str) -> None:
+        with self._topics_lock:
+            self._topics.add(topic)
         self._wake.set()
 
-    def _wait_for_wakeup(self) -> None:
+    def _wait_for_wakeup(self) -> frozenset[str]:
+        """The topics of the changes that woke us; all of them when none did."""
         timeout = self.settings.leader_poll_interval
         connection: Any = self.lock.connection
         if connection is None or not is_postgresql(self.engine):
-            self._wake.wait(timeout)
+            woken = self._wake.wait(timeout)
             self._wake.clear()
-            return
+            with self._topics_lock:
+                topics, self._topics = frozenset(self._topics), set()
+            return topics if woken and topics else wakeups.ALL
         readable, _, _ = select.select([connection], [], [], timeout)
-        if readable:
-            connection.poll()
-            connection.notifies.clear()
+        if not readable:
+            return wakeups.ALL
+        connection.poll()
+        topics = frozenset(notify.payload for notify in connection.notifies)
+        connection.notifies.clear()
+        return topics or wakeups.ALL
 
 
 class Housekeeping:
@@ -173,13 +187,17 @@ class Housekeeping:
         self.settings = settings
         self.epoch = epoch
         self.started = time.monotonic()
+        self.last_orphans = 0.0
         self.last_retention = 0.0
 
     def run(self) -> None:
         now = time.monotonic()
         # A live process heartbeats within a lease of this term's start (even after the
         # database was down): before that, a stale heartbeat proves nothing.
-        if now - self.started > self.settings.run_lease:
+        if now - self.started > self.settings.run_lease and (
+            now - self.last_orphans >= self.settings.leader_poll_interval
+        ):
+            self.last_orphans = now
             with self.engine.begin() as connection:
                 failed = lifecycle.fail_orphans(
                     connection, self.epoch, self.settings.run_lease, utcnow()

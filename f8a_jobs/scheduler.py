@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED
 from sqlalchemy import Engine
 
+from f8a_jobs import wakeups
 from f8a_jobs.executors.threads import ThreadExecutor
 from f8a_jobs.flows.dispatchers import make_dispatcher
 from f8a_jobs.flows.relay import Relay
@@ -102,10 +103,14 @@ class FiringScheduler:
             if thread is None or not thread.is_alive()
         ]
 
-    def wakeup(self) -> None:
-        self.apscheduler.wakeup()
-        self.executor.wakeup()
-        self.relay.wakeup()
+    def wakeup(self, topics: frozenset[str] = wakeups.ALL) -> None:
+        """Wake the parts ``topics`` concern: jobs changed, runs queued, flows written."""
+        if wakeups.JOBS in topics or wakeups.STATE in topics:
+            self.apscheduler.wakeup()
+        if wakeups.RUNS in topics:
+            self.executor.wakeup()
+        if wakeups.FLOWS in topics:
+            self.relay.wakeup()
 
     def set_paused(self, paused: bool) -> None:
         if paused and self.apscheduler.state != STATE_PAUSED:

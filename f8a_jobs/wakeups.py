@@ -21,6 +21,7 @@ JOBS = "jobs"
 STATE = "state"
 FLOWS = "flows"
 RUNS = "runs"
+ALL = frozenset({JOBS, STATE, FLOWS, RUNS})
 
 log = logging.getLogger(__name__)
 _listeners: list[Callable[[str], None]] = []
