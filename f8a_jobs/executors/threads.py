@@ -67,7 +67,7 @@ class ThreadExecutor:
     def start(self) -> None:
         self._thread.start()
 
-    def wakeup(self, _count: object = None) -> None:
+    def wakeup(self) -> None:
         if not self._wake.is_set():
             self._wake.set()
 

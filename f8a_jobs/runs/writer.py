@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
@@ -25,15 +24,9 @@ REFUSALS = (DataError, IntegrityError)  # the data is at fault, not the connecti
 
 
 class RunWriter:
-    def __init__(
-        self,
-        engine: Engine,
-        interval: float = 0.01,
-        on_recorded: Callable[[int], None] = lambda _n: None,
-    ) -> None:
+    def __init__(self, engine: Engine, interval: float = 0.01) -> None:
         self.engine = engine
         self.interval = interval
-        self.on_recorded = on_recorded
         self._lock = threading.Lock()
         self._pending: list[Outcome] = []
         self._wake = threading.Event()
@@ -103,7 +96,6 @@ class RunWriter:
             log.warning(
                 "%d runs were not recorded: another term failed them, or their job is gone", dropped
             )
-        self.on_recorded(len(recorded))
 
     def _write_each(self, batch: list[Outcome]) -> None:
         for index, outcome in enumerate(batch):
