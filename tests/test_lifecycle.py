@@ -257,3 +257,17 @@ def test_the_firing_executor_takes_the_runs_it_has_room_for_as_they_are_queued(e
     assert [run.handler for run in claimed] == ["Context", "Context"] and claimed[0].kwargs == {"label": "a"}
     (last,) = claim(engine, epoch)  # the third goes the usual way
     assert last.run_id not in {run.run_id for run in claimed}
+
+
+def test_retention_deletes_flows_delivered_long_ago_only(engine):
+    add(engine, "flows")
+    now = utcnow()
+    rows = [flow_row("flows", "run", n, Flow("f", {})) for n in range(4)]
+    for n, row in enumerate(rows):
+        row.update(status=("delivered", "sent", "pending", "delivered")[n])
+        row["sent_at"] = now - timedelta(days=60 if n < 3 else 1)
+    with engine.begin() as connection:
+        insert_rows(connection, flow_outbox, rows)
+        assert retention.delete_old_flows(connection, days=30, now=now) == 2
+        left = dict(connection.execute(select(flow_outbox.c.arg_index, flow_outbox.c.status)).all())
+    assert left == {2: "pending", 3: "delivered"}

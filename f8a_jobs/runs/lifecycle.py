@@ -176,8 +176,10 @@ def _claim_at_once(
 
 def active_jobs(connection: Connection, job_ids: list[str]) -> set[str]:
     """The jobs among ``job_ids`` with a run queued or running."""
-    query = select(job_runs.c.job_id).where(job_runs.c.status.in_((QUEUED, RUNNING)))
-    return set(connection.execute(query).scalars()) & set(job_ids)
+    query = select(job_runs.c.job_id).where(
+        among(connection, job_runs.c.job_id, job_ids), job_runs.c.status.in_((QUEUED, RUNNING))
+    )
+    return set(connection.execute(query).scalars())
 
 
 def _fire_rows(item: Fire, busy: bool, now: datetime) -> list[dict[str, Any]]:

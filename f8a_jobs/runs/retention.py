@@ -6,8 +6,9 @@ in small batches during the leader's housekeeping, but each job keeps its last
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Column, Connection, delete, select
 
 from f8a_jobs.runs import FINISHED
 from f8a_jobs.storage.tables import flow_outbox, job_runs
@@ -27,33 +28,34 @@ def delete_old_runs(connection: Connection, days: float, keep_last: int, now: da
         .limit(1)
         .scalar_subquery()
     )
-    old = (
-        select(job_runs.c.run_id)
-        .where(
-            job_runs.c.status.in_(FINISHED),
-            job_runs.c.scheduled_for < now - timedelta(days=days),
-            job_runs.c.scheduled_for < kept_from,
-        )
-        .order_by(job_runs.c.scheduled_for)
-        .limit(BATCH)
+    return _delete_batch(
+        job_runs.c.run_id,
+        job_runs.c.scheduled_for,
+        connection,
+        job_runs.c.status.in_(FINISHED),
+        job_runs.c.scheduled_for < now - timedelta(days=days),
+        job_runs.c.scheduled_for < kept_from,
     )
-    run_ids = list(connection.execute(old).scalars())
-    if run_ids:
-        connection.execute(delete(job_runs).where(job_runs.c.run_id.in_(run_ids)))
-    return len(run_ids)
 
 
 def delete_old_flows(connection: Connection, days: float, now: datetime) -> int:
     """Delete up to one batch of flows delivered more than ``days`` ago."""
-    old = (
-        select(flow_outbox.c.id)
-        .where(
-            flow_outbox.c.status.in_(DELIVERED), flow_outbox.c.sent_at < now - timedelta(days=days)
-        )
-        .order_by(flow_outbox.c.id)
-        .limit(BATCH)
+    return _delete_batch(
+        flow_outbox.c.id,
+        flow_outbox.c.id,
+        connection,
+        flow_outbox.c.status.in_(DELIVERED),
+        flow_outbox.c.sent_at < now - timedelta(days=days),
     )
-    ids = list(connection.execute(old).scalars())
-    if ids:
-        connection.execute(delete(flow_outbox).where(flow_outbox.c.id.in_(ids)))
-    return len(ids)
+
+
+def _delete_batch(
+    key: Column[Any], order: Column[Any], connection: Connection, *conditions: Any
+) -> int:
+    """Delete the oldest ``BATCH`` rows matching ``conditions``; how many went."""
+    keys = list(
+        connection.execute(select(key).where(*conditions).order_by(order).limit(BATCH)).scalars()
+    )
+    if keys:
+        connection.execute(delete(key.table).where(key.in_(keys)))
+    return len(keys)
