@@ -60,7 +60,7 @@ def read_job_file(path: Path) -> tuple[dict[str, Any], str]:
         raise InvalidInput("yaml", f"nested more than {MAX_DEPTH} levels deep")
     if not isinstance(data, dict):
         raise InvalidInput("yaml", "the file must hold one mapping of job options")
-    for key in REQUIRED:
+    for key in ("job_id",) if "tasks" in data else REQUIRED:
         if key not in data:
             raise InvalidInput(key, "required in a default job file")
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()

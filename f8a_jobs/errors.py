@@ -44,6 +44,28 @@ class DuplicateJob(F8aJobsError):
         super().__init__(f"job_id: a job with id {job_id!r} already exists", "job_id")
 
 
+class RunNotFound(F8aJobsError):
+    status = 404
+
+    def __init__(self, job_id: str, run_id: str) -> None:
+        super().__init__(f"run_id: job {job_id!r} has no run {run_id!r}", "run_id")
+
+
+class RunConflict(F8aJobsError):
+    status = 409
+
+    def __init__(self, run_id: str, problem: str) -> None:
+        super().__init__(f"run_id: {run_id}: {problem}", "run_id")
+
+
+class JobInUse(F8aJobsError):
+    status = 409
+
+    def __init__(self, job_id: str, workflows: list[str]) -> None:
+        names = ", ".join(repr(name) for name in workflows)
+        super().__init__(f"job_id: job {job_id!r} runs inside the workflows {names}", "job_id")
+
+
 class UnknownHandler(InvalidInput):
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__("handler", f"unknown handler {name!r}; known: {', '.join(known)}")

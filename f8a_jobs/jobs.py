@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, 
 from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs import wakeups
-from f8a_jobs.errors import DuplicateJob, InvalidInput, JobNotFound
+from f8a_jobs.errors import DuplicateJob, InvalidInput, JobInUse, JobNotFound
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.runs import lifecycle
@@ -31,10 +31,13 @@ from f8a_jobs.schedules import (
 )
 from f8a_jobs.settings import get_settings
 from f8a_jobs.storage.tables import jobs
+from f8a_jobs.workflows.expand import JobSource, expand, job_lookup
+from f8a_jobs.workflows.spec import WorkflowSpec, parse_workflow
 
 STATES = ("running", "paused")
 SCHEDULE_KEYS = ("when", "periodically", "cron", "misfire_grace_time", "state")
-JOB_KEYS = ("job_id", "handler", "kwargs", *SCHEDULE_KEYS)
+WORKFLOW_KEYS = ("tasks", "max_concurrent", "timeout")
+JOB_KEYS = ("job_id", "handler", "kwargs", *WORKFLOW_KEYS, *SCHEDULE_KEYS)
 JOB_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 
 
@@ -50,6 +53,7 @@ class JobDefinition:
     misfire_grace_time: int
     source: str = "api"
     source_hash: str | None = None
+    workflow: dict[str, Any] | None = None  # a workflow's tasks (then handler is "")
 
     def row(self, now: datetime) -> dict[str, Any]:
         running = self.state == "running"
@@ -57,6 +61,7 @@ class JobDefinition:
             "job_id": self.job_id,
             "handler": self.handler,
             "kwargs": self.kwargs,
+            "workflow": self.workflow,
             "schedule": self.schedule,
             "state": self.state,
             "misfire_grace_time": self.misfire_grace_time,
@@ -77,13 +82,7 @@ def parse_job(
     if unknown:
         raise InvalidInput(unknown[0], f"unknown field; expected some of {', '.join(JOB_KEYS)}")
     now = now or utcnow()
-    handler = data.get("handler")
-    if not isinstance(handler, str) or not handler:
-        raise InvalidInput("handler", "required: the name of a registered handler")
-    kwargs = data.get("kwargs", {})
-    if depth_exceeds(kwargs):
-        raise InvalidInput("kwargs", f"nested more than {MAX_DEPTH} levels deep")
-    get_handler(handler).validate(kwargs)
+    handler, kwargs, workflow = _work(data)
     grace = data.get("misfire_grace_time")
     return JobDefinition(
         job_id=_job_id(data.get("job_id")),
@@ -97,6 +96,54 @@ def parse_job(
             else parse_duration(grace, "misfire_grace_time")
         ),
         source=source,
+        workflow=workflow,
+    )
+
+
+def _work(data: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """A handler with its kwargs, or a workflow's tasks: exactly one of them."""
+    if "tasks" in data:
+        for key in ("handler", "kwargs"):
+            if key in data:
+                raise InvalidInput(key, "a job has either 'tasks' or 'handler' and 'kwargs'")
+        spec = parse_workflow(data["tasks"], data.get("max_concurrent"), data.get("timeout"))
+        return "", {}, spec.json()
+    for key in ("max_concurrent", "timeout"):
+        if key in data:
+            raise InvalidInput(key, "applies to a workflow: a job with 'tasks'")
+    handler = data.get("handler")
+    if not isinstance(handler, str) or not handler:
+        raise InvalidInput("handler", "required: the name of a registered handler (or 'tasks')")
+    kwargs = data.get("kwargs", {})
+    if depth_exceeds(kwargs):
+        raise InvalidInput("kwargs", f"nested more than {MAX_DEPTH} levels deep")
+    get_handler(handler).validate(kwargs)
+    return handler, kwargs, None
+
+
+def check_jobs_inside(connection: Connection, job: JobDefinition) -> None:
+    """Refuse a workflow whose jobs are unknown, or that would contain itself (``a → b → a``),
+    as it would be stored: every loop a write can close passes through the job written."""
+    if job.workflow is None:
+        return
+    mine = JobSource(job.job_id, job.handler, job.kwargs, WorkflowSpec.from_json(job.workflow))
+    stored = job_lookup(connection)
+
+    def lookup(job_id: str) -> JobSource | None:
+        return mine if job_id == job.job_id else stored(job_id)
+
+    expand(job.job_id, mine.workflow, lookup, get_settings().workflow_max_tasks)  # type: ignore[arg-type]
+
+
+def workflows_using(connection: Connection, job_id: str) -> list[str]:
+    """The workflows with a task that runs ``job_id``."""
+    rows = connection.execute(
+        select(jobs.c.job_id, jobs.c.workflow).where(jobs.c.workflow.is_not(None))
+    )
+    return sorted(
+        row.job_id
+        for row in rows
+        if row.job_id != job_id and any(task.get("job") == job_id for task in row.workflow["tasks"])
     )
 
 
@@ -119,6 +166,7 @@ def create_job(engine: Engine, job: JobDefinition) -> dict[str, Any]:
     row = {**job.row(now), "revision": 1, "created_at": now}
     try:
         with wakeups.changing(engine, wakeups.JOBS) as connection:
+            check_jobs_inside(connection, job)
             connection.execute(insert(jobs), row)
     except IntegrityError:
         raise DuplicateJob(job.job_id) from None
@@ -128,6 +176,7 @@ def create_job(engine: Engine, job: JobDefinition) -> dict[str, Any]:
 def replace_job(connection: Connection, job: JobDefinition) -> None:
     """Overwrite a job's definition (a changed default job file) but its state: a pause made
     through the API stays. Its history stays too."""
+    check_jobs_inside(connection, job)
     row = job.row(utcnow())
     del row["state"]
     upcoming = first_run_time(job.schedule)
@@ -199,6 +248,9 @@ def delete_job(engine: Engine, job_id: str) -> None:
     """Delete a job and its runs, queued ones included; a run still going ends unrecorded and
     its flows are dropped. Flows its earlier runs dispatched stay in the outbox."""
     with wakeups.changing(engine, wakeups.JOBS) as connection:
+        users = workflows_using(connection, job_id)
+        if users:
+            raise JobInUse(job_id, users)
         deleted = connection.execute(delete(jobs).where(jobs.c.job_id == job_id)).rowcount
         if not deleted:
             raise JobNotFound(job_id)
@@ -206,10 +258,12 @@ def delete_job(engine: Engine, job_id: str) -> None:
 
 
 def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
+    workflow = job.get("workflow")
     return {
         "job_id": job["job_id"],
-        "handler": job["handler"],
+        "handler": job["handler"] or None,
         "kwargs": job["kwargs"],
+        **(workflow or {}),
         "state": job["state"],
         **describe(job["schedule"]),
         "misfire_grace_time": job["misfire_grace_time"],

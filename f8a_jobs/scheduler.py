@@ -28,6 +28,7 @@ from f8a_jobs.runs.firing import FireBatch
 from f8a_jobs.runs.writer import RunWriter
 from f8a_jobs.settings import Settings
 from f8a_jobs.storage.jobstore import JobRowStore
+from f8a_jobs.workflows.runner import WorkflowRunner
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class FiringScheduler:
         self._owns_writer = writer is None
         self.writer = writer or RunWriter(engine)
         self.executor = ThreadExecutor(engine, settings, self.writer, owner, epoch, lost)
+        self.workflows = WorkflowRunner(engine, settings, epoch, owner, self.executor, lost)
+        self.executor.workflows = self.workflows
         self.batch = FireBatch(engine, epoch, self.executor, lost)
         self.store = JobRowStore(engine, self.batch)
         self.apscheduler = BackgroundScheduler(
@@ -84,6 +87,7 @@ class FiringScheduler:
         if self._owns_writer:
             self.writer.start()
         self.executor.start()
+        self.workflows.start()
         self.apscheduler.start(paused=paused)
         self.relay.start()
 
@@ -91,6 +95,7 @@ class FiringScheduler:
         threads = {
             "apscheduler": getattr(self.apscheduler, "_thread", None),
             "claimer": self.executor.thread,
+            "workflows": self.workflows.thread,
             "relay": self.relay.thread,
         }
         return {**threads, "run-writer": self.writer.thread} if self._owns_writer else threads
@@ -109,6 +114,7 @@ class FiringScheduler:
             self.apscheduler.wakeup()
         if wakeups.RUNS in topics:
             self.executor.wakeup()
+            self.workflows.poke()
         if wakeups.FLOWS in topics:
             self.relay.wakeup()
 
@@ -131,6 +137,7 @@ class FiringScheduler:
             ("job store", self.store.close),
             ("apscheduler", lambda: self.apscheduler.shutdown(wait=True)),
             ("claiming", self.executor.stop_claiming),
+            ("workflows", self.workflows.stop_starting),
             ("relay", self.relay.stop),
         )
 
@@ -138,6 +145,7 @@ class FiringScheduler:
         """Let the runs in flight end (up to ``timeout`` s), record them, stop the rest."""
         _each(
             ("runs in flight", lambda: self.executor.drain(timeout)),
+            ("workflows", self.workflows.stop),
             ("executor", self.executor.stop),
             ("run writer", self.writer.stop if self._owns_writer else self.writer.flush),
         )

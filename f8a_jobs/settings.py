@@ -54,6 +54,9 @@ class Settings:
     result_max_bytes: int = 65536
     run_retention_days: float = 30.0
     run_keep_last: int = 100
+    max_concurrent: int = 15  # a workflow's tasks running at once, unless the job says
+    workflow_max_tasks: int = 10_000  # tasks of a workflow after jobs inside it are inlined
+    for_each_max_parts: int = 100_000
     log_level: str = "INFO"
 
     @classmethod
@@ -92,6 +95,9 @@ class Settings:
             result_max_bytes=number("RESULT_MAX_BYTES", cls.result_max_bytes, int),
             run_retention_days=number("RUN_RETENTION", cls.run_retention_days, float),
             run_keep_last=number("RUN_KEEP_LAST", cls.run_keep_last, int),
+            max_concurrent=number("MAX_CONCURRENT", cls.max_concurrent, int),
+            workflow_max_tasks=number("WORKFLOW_MAX_TASKS", cls.workflow_max_tasks, int),
+            for_each_max_parts=number("FOR_EACH_MAX_PARTS", cls.for_each_max_parts, int),
             log_level=_choice(env, "F8A_JOBS_LOG_LEVEL", cls.log_level, LOG_LEVELS, str.upper),
         )
 

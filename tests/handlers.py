@@ -61,3 +61,71 @@ class Huge(BaseHandler):
 
     def execute(self) -> str:
         return "x" * 100_000
+
+
+# --- workflow tasks --------------------------------------------------------------------------
+
+events: list[tuple[str, str, float]] = []  # (what, task, monotonic time), for in-process tests
+marks: set[str] = set()  # what Idempotent tasks have made true
+
+
+class Record(BaseHandler):
+    """Returns its kwargs; ``seconds`` of work first. Marks start and end with times."""
+
+    def execute(self, task_name: str | None = None, seconds: float = 0.0, **kwargs: object) -> dict:
+        events.append(("start", str(task_name), time.monotonic()))
+        if seconds:
+            time.sleep(seconds)
+        events.append(("end", str(task_name), time.monotonic()))
+        return {"task": task_name, **kwargs}
+
+
+class Square(BaseHandler):
+    def execute(self, value: int) -> int:
+        return value * value
+
+
+class Total(BaseHandler):
+    def execute(self, values: list) -> int:
+        return sum(values)
+
+
+class Flaky(BaseHandler):
+    """Fails its first ``failures`` tries (counted per ``key``), then returns the try count."""
+
+    tries: dict[str, int] = {}
+
+    def execute(self, key: str, failures: int) -> int:
+        count = Flaky.tries[key] = Flaky.tries.get(key, 0) + 1
+        events.append(("try", key, time.monotonic()))
+        if count <= failures:
+            raise RuntimeError(f"{key}: try {count} fails")
+        return count
+
+
+class Idempotent(BaseHandler):
+    """DoJobber's shape: check whether ``mark`` holds; execute makes it hold (unless
+    ``broken``); cleanup records the unwinding."""
+
+    def check(self, mark: str, broken: bool = False) -> bool:
+        return mark in marks
+
+    def execute(self, mark: str, broken: bool = False) -> None:
+        events.append(("execute", mark, time.monotonic()))
+        if not broken:
+            marks.add(mark)
+
+    def cleanup(self, mark: str, broken: bool = False) -> None:
+        events.append(("cleanup", mark, time.monotonic()))
+
+
+class Echo(BaseHandler):
+    """Returns its value (the workflow benchmarks' no-op that returns something)."""
+
+    def execute(self, value: object) -> object:
+        return value
+
+
+class Count(BaseHandler):
+    def execute(self, values: list) -> int:
+        return len(values)

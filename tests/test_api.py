@@ -166,7 +166,32 @@ def test_service_pause_stops_firing_until_resumed(client):
     ("body", "field"),
     [
         ({"handler": "Nope"}, "handler"),
-        ({"kwargs": {}}, "body.handler"),
+        ({"kwargs": {}}, "handler"),
+        ({"handler": "Noop", "tasks": [{"handler": "Noop", "name": "a"}]}, "handler"),
+        ({"tasks": []}, "body.tasks"),
+        ({"tasks": [{"name": "a", "handler": "Noop", "depends_on": ["job9"]}]}, "tasks[0].depends_on[0]"),
+        ({"tasks": [{"name": "a", "handler": "Noop"}, {"name": "a", "handler": "Noop"}]}, "tasks[1].name"),
+        ({"tasks": [{"name": "a", "handler": "Noop", "depends_on": ["a"]}]}, "tasks[0].depends_on[0]"),
+        (
+            {"tasks": [
+                {"name": "extract", "handler": "Noop", "depends_on": ["publish"]},
+                {"name": "publish", "handler": "Noop", "depends_on": ["extract"]},
+            ]},
+            "tasks",
+        ),
+        ({"tasks": [{"name": "a", "handler": "Nope"}]}, "handler"),
+        ({"tasks": [{"name": "a", "job": "nojob"}]}, "tasks[0].job"),
+        ({"tasks": [{"name": "a", "handler": "Noop", "job": "x"}]}, "tasks[0].job"),
+        ({"tasks": [{"name": "a", "handler": "Fail", "kwargs": {"message": 1}}]}, "tasks[0].kwargs.message"),
+        ({"tasks": [{"name": "a", "handler": "Fail", "for_each": "x"}]}, "body.tasks.0.for_each"),
+        ({"tasks": [{"name": "a", "handler": "Noop", "tries": 0}]}, "body.tasks.0.tries"),
+        (
+            {"tasks": [
+                {"name": "a", "handler": "Noop"},
+                {"name": "b", "handler": "Fail", "kwargs": {"message": {"$result": "a"}}},
+            ]},
+            "tasks[1].kwargs.message",
+        ),
         ({"handler": "FlowScheduling", "kwargs": {"flow_name": "f"}}, "kwargs"),
         (
             {"handler": "FlowScheduling", "kwargs": {"flow_name": "f", "flow_arguments": "x"}},
@@ -182,7 +207,9 @@ def test_service_pause_stops_firing_until_resumed(client):
     ],
 )
 def test_bad_jobs_get_400_naming_the_field_and_store_nothing(client, body, field):
-    assert_problem(client.post("/jobs", json=body), 400, field)
+    problem = assert_problem(client.post("/jobs", json=body), 400, field)
+    if field == "tasks" and "tasks" in body and body["tasks"]:
+        assert "extract → publish → extract" in problem["detail"] or "publish → extract → publish" in problem["detail"]
     assert client.get("/jobs").json()["total"] == 0
 
 

@@ -66,10 +66,6 @@ def delete_failed() -> Response:
     return reply({"removed": runs.clean_failed(engine())})
 
 
-def post_run(job_id: str) -> Response:
-    return reply({"run": runs.request_run(engine(), job_id)}, 202)
-
-
 def get_runs(job_id: str, limit: int = 100, offset: int = 0) -> Response:
     page, total = runs.list_runs(engine(), job_id, limit, offset)
     return reply({"runs": page, "total": total})

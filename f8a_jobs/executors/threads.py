@@ -7,6 +7,9 @@ recent runs took: one run per thread when runs are long, up to ``MAX_CLAIM`` whe
 microseconds, so short runs do not cost a transaction each. A claimed run shows ``running``
 from its claim; its real start is recorded when it ends. Pool threads only run handlers; no
 thread sleeps waiting for a run.
+
+Workflow runs go to the workflow runner, which hands their tasks' tries back (``run_tasks``)
+when it has recorded them started: tasks and plain runs share the threads.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -25,6 +29,12 @@ from f8a_jobs.runs.lifecycle import ClaimedRun, LostLeadership
 from f8a_jobs.runs.writer import RunWriter
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
+from f8a_jobs.workflows import store as task_store
+from f8a_jobs.workflows.engine import Start, TryOutcome
+from f8a_jobs.workflows.execute import execute_try
+
+if TYPE_CHECKING:
+    from f8a_jobs.workflows.runner import WorkflowRunner
 
 log = logging.getLogger(__name__)
 HORIZON = 0.05  # seconds of work to claim ahead
@@ -52,6 +62,8 @@ class ThreadExecutor:
         self.heartbeat_every = settings.run_lease / 4
         self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="f8a-jobs-run")
         self._in_flight: set[str] = set()
+        self._tasks: set[tuple[str, str, int]] = set()  # (run, task, part) of tries in flight
+        self.workflows: WorkflowRunner | None = None
         self._changed = threading.Condition()
         self._wake = threading.Event()
         self._claiming = True
@@ -97,7 +109,7 @@ class ThreadExecutor:
         """How many runs to claim now: none until half of those held have started."""
         ahead = self.ahead()
         with self._changed:
-            in_flight = len(self._in_flight)
+            in_flight = len(self._in_flight) + len(self._tasks)
         return 0 if in_flight > ahead // 2 else ahead - in_flight
 
     def claim(self) -> int:
@@ -112,10 +124,48 @@ class ThreadExecutor:
 
     def take(self, runs: list[ClaimedRun]) -> None:
         """Run ``runs`` (claimed for this executor, and committed so)."""
+        plain = [run for run in runs if run.workflow is None and not run.resumed]
+        if len(plain) < len(runs) and self.workflows is not None:
+            for run in runs:
+                if run.workflow is not None or run.resumed:
+                    self.workflows.start_run(run)
         with self._changed:
-            self._in_flight.update(run.run_id for run in runs)
-        for run in runs:
+            self._in_flight.update(run.run_id for run in plain)
+        for run in plain:
             self._pool.submit(self._run, run)
+
+    def free(self) -> int:
+        """Threads with nothing to do: how many task tries to hand over now."""
+        with self._changed:
+            return max(0, self.capacity - len(self._in_flight) - len(self._tasks))
+
+    def run_tasks(self, starts: list[Start], sink: Callable[[TryOutcome], None]) -> None:
+        """Run workflow tries (recorded started); each outcome goes to ``sink``."""
+        with self._changed:
+            self._tasks.update((start.run_id, start.task, start.part) for start in starts)
+        for start in starts:
+            self._pool.submit(self._run_try, start, sink)
+
+    def _run_try(self, start: Start, sink: Callable[[TryOutcome], None]) -> None:
+        try:
+            sink(execute_try(start, self.engine, self.max_result_bytes))
+        except Exception:
+            log.exception("task %r of run %s could not be completed", start.task, start.run_id)
+        finally:
+            with self._changed:
+                self._tasks.discard((start.run_id, start.task, start.part))
+                self._changed.notify_all()
+
+    def call(self, name: str, work: Callable[[], None]) -> None:
+        """Run ``work`` (a workflow's cleanups) on a thread of the pool."""
+
+        def logged() -> None:
+            try:
+                work()
+            except Exception:
+                log.exception("%s failed", name)
+
+        self._pool.submit(logged)
 
     def _run(self, run: ClaimedRun) -> None:
         started = time.perf_counter()
@@ -133,14 +183,18 @@ class ThreadExecutor:
                 low = len(self._in_flight) <= self.ahead() // 2
             if low:
                 self.wakeup()
+            if self.workflows is not None and self.workflows.waiting:
+                self.workflows.wakeup()
 
     def heartbeat(self) -> None:
         with self._changed:
             in_flight = list(self._in_flight)
+            tasks = list(self._tasks)
         self._last_heartbeat = time.monotonic()
-        if in_flight:
+        if in_flight or tasks:
             with self.engine.begin() as connection:
                 lifecycle.heartbeat(connection, self.owner, in_flight, utcnow())
+                task_store.heartbeat(connection, self.owner, tasks, utcnow())
 
     def stop_claiming(self) -> None:
         self._claiming = False
@@ -149,9 +203,9 @@ class ThreadExecutor:
         """Wait up to ``timeout`` seconds for the runs in flight; whether they all ended."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while self._in_flight and time.monotonic() < deadline:
+            while (self._in_flight or self._tasks) and time.monotonic() < deadline:
                 self._changed.wait(deadline - time.monotonic())
-            left = list(self._in_flight)
+            left = [*self._in_flight, *self._tasks]
         if left:
             log.warning(
                 "%d runs still going after %g s; the next leader fails them", len(left), timeout

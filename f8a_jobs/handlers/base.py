@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 #: Arguments the service fills in for each run when ``execute`` names them; never in kwargs.
-CONTEXT_ARGUMENTS = ("run_id", "scheduled_for")
+CONTEXT_ARGUMENTS = ("run_id", "scheduled_for", "task_name", "part_num", "num_parts")
 
 
 class BaseHandler:
@@ -75,6 +75,15 @@ class BaseHandler:
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:
         """Raise ``InvalidInput`` unless ``kwargs`` fit ``execute``."""
+        cls.validate_partial(kwargs, set(), missing_ok=False)
+
+    @classmethod
+    def validate_partial(
+        cls, kwargs: dict[str, Any], any_value: set[str], missing_ok: bool
+    ) -> None:
+        """``validate``, where the ``any_value`` kwargs are not type-checked (a workflow fills
+        them in from a result) and, with ``missing_ok``, required ones may be missing (a
+        ``for_each`` item brings them)."""
         if not isinstance(kwargs, dict):
             raise InvalidInput("kwargs", f"expected an object, got {type(kwargs).__name__}")
         reserved = sorted(set(kwargs) & set(CONTEXT_ARGUMENTS))
@@ -82,8 +91,9 @@ class BaseHandler:
             raise InvalidInput(f"kwargs.{reserved[0]}", "is filled in for each run; do not set it")
         signature = inspect.signature(cls.execute)
         context = dict.fromkeys(cls.context_arguments())
+        bind = signature.bind_partial if missing_ok else signature.bind
         try:
-            bound = signature.bind(None, **kwargs, **context)
+            bound = bind(None, **kwargs, **context)
         except TypeError as exc:
             raise InvalidInput("kwargs", f"{exc} (handler {cls.handler_name()})") from None
         hints = _hints(cls.execute)
@@ -96,7 +106,7 @@ class BaseHandler:
                 else {name: value}
             )
             for key, item in values.items():
-                problem = mismatch(item, hints[name])
+                problem = None if key in any_value else mismatch(item, hints[name])
                 if problem:
                     raise InvalidInput(f"kwargs.{key}{problem[0]}", problem[1])
 

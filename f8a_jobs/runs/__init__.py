@@ -8,7 +8,8 @@ import os
 import time
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, MISSED = "queued", "running", "succeeded", "failed", "missed"
-FINISHED = (SUCCEEDED, FAILED, MISSED)
+CANCELLED = "cancelled"  # a workflow run, or a queued run, that the API cancelled
+FINISHED = (SUCCEEDED, FAILED, MISSED, CANCELLED)
 SCHEDULE, MANUAL = "schedule", "manual"  # what queued a run
 
 

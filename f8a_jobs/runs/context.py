@@ -26,6 +26,8 @@ SPILL_AT = 1000
 
 
 class RunContext:
+    task_name = part_num = num_parts = None  # a plain run is no workflow task
+
     def __init__(self, run: ClaimedRun, engine: Engine) -> None:
         self.run = run
         self.engine = engine

@@ -13,6 +13,7 @@ and epoch, so nobody overwrites a run another term has since failed or run again
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,9 +21,18 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from f8a_jobs.json_values import storable_text
-from f8a_jobs.runs import FAILED, MANUAL, MISSED, QUEUED, RUNNING, SCHEDULE, new_run_id
+from f8a_jobs.runs import (
+    CANCELLED,
+    FAILED,
+    MANUAL,
+    MISSED,
+    QUEUED,
+    RUNNING,
+    SCHEDULE,
+    new_run_id,
+)
 from f8a_jobs.storage.bulk import among, insert_rows, update_rows
-from f8a_jobs.storage.tables import flow_outbox, job_runs, jobs, leadership
+from f8a_jobs.storage.tables import flow_outbox, job_runs, jobs, leadership, run_tasks
 
 LEADER = "leader"
 ERROR_LIMIT = 8_000
@@ -234,6 +244,8 @@ class ClaimedRun:
     kwargs: dict[str, Any]
     epoch: int
     owner: str
+    workflow: dict[str, Any] | None = None  # a workflow job's tasks: the runner runs it
+    resumed: bool = False  # a workflow run queued again (retried): its graph is stored
 
 
 def claim(
@@ -253,8 +265,10 @@ def claim(
             job_runs.c.scheduled_for,
             jobs.c.handler,
             jobs.c.kwargs,
+            jobs.c.workflow,
             jobs.c.state,
             jobs.c.misfire_grace_time,
+            job_runs.c.graph.is_not(None).label("resumed"),
         )
         .select_from(job_runs.outerjoin(jobs, jobs.c.job_id == job_runs.c.job_id))
         .where(job_runs.c.status == QUEUED)
@@ -264,13 +278,13 @@ def claim(
     if connection.dialect.name == "postgresql":
         query = query.with_for_update(of=job_runs, skip_locked=True)
     rows = connection.execute(query).all()
-    gone = [row.run_id for row in rows if row.handler is None]
+    gone = [row.run_id for row in rows if row.handler is None and not row.resumed]
     if gone:
         connection.execute(delete(job_runs).where(job_runs.c.run_id.in_(gone)))
     missed = [
         {"run_id": row.run_id, "status": MISSED, "finished_at": now, "error": reason}
         for row in rows
-        if row.handler is not None and (reason := _not_startable(row, now))
+        if row.run_id not in gone and (reason := _not_startable(row, now))
     ]
     update_rows(connection, job_runs, ("run_id",), missed, guards={"status": QUEUED})
     skipped = {row["run_id"] for row in missed} | set(gone)
@@ -289,14 +303,24 @@ def claim(
         ).scalars()
     )
     return [
-        ClaimedRun(row.run_id, row.job_id, row.scheduled_for, row.handler, row.kwargs, epoch, owner)
+        ClaimedRun(
+            row.run_id,
+            row.job_id,
+            row.scheduled_for,
+            row.handler or "",
+            row.kwargs or {},
+            epoch,
+            owner,
+            row.workflow,
+            bool(row.resumed),
+        )
         for row in starting
         if row.run_id in started
     ]
 
 
 def _not_startable(row: Any, now: datetime) -> str | None:
-    if row.trigger != SCHEDULE:
+    if row.trigger != SCHEDULE or row.resumed:
         return None
     if row.state == "paused":
         return "the job was paused before the run started"
@@ -331,6 +355,7 @@ def fail_orphans(connection: Connection, epoch: int, lease: float, now: datetime
     stale = connection.execute(
         select(job_runs.c.run_id, job_runs.c.owner).where(
             job_runs.c.status == RUNNING,
+            job_runs.c.graph.is_(None),  # a workflow run is the runner's: it resumes it
             or_(
                 job_runs.c.heartbeat_at < now - timedelta(seconds=lease),
                 job_runs.c.heartbeat_at.is_(None),
@@ -411,14 +436,124 @@ def finish(connection: Connection, outcomes: list[Outcome], tolerant: bool = Fal
     return recorded
 
 
+# --- workflow runs ---------------------------------------------------------------------------
+
+
+def record_graph(connection: Connection, run: ClaimedRun, graph: dict[str, Any]) -> bool:
+    """Fix a workflow run's expanded graph (later edits of its jobs do not change it)."""
+    return bool(
+        connection.execute(
+            update(job_runs)
+            .where(
+                job_runs.c.run_id == run.run_id,
+                job_runs.c.owner == run.owner,
+                job_runs.c.status == RUNNING,
+            )
+            .values(graph=graph)
+        ).rowcount
+    )
+
+
+def adopt_workflows(connection: Connection, epoch: int, owner: str) -> Sequence[Any]:
+    """A new term takes over every workflow run under way, to resume it."""
+    fence(connection, epoch)
+    return connection.execute(
+        update(job_runs)
+        .where(job_runs.c.status == RUNNING, job_runs.c.graph.is_not(None))
+        .values(owner=owner, epoch=epoch)
+        .returning(
+            job_runs.c.run_id,
+            job_runs.c.job_id,
+            job_runs.c.scheduled_for,
+            job_runs.c.started_at,
+            job_runs.c.graph,
+        )
+    ).all()
+
+
+def workflow_rows(connection: Connection, run_ids: list[str]) -> Sequence[Any]:
+    return connection.execute(
+        select(
+            job_runs.c.run_id,
+            job_runs.c.job_id,
+            job_runs.c.scheduled_for,
+            job_runs.c.started_at,
+            job_runs.c.graph,
+        ).where(among(connection, job_runs.c.run_id, run_ids))
+    ).all()
+
+
+def finish_workflows(connection: Connection, epoch: int, rows: list[dict[str, Any]]) -> None:
+    """Record the end of workflow runs this term runs (``run_id``, ``status``, ``error``,
+    ``result``, ``finished_at``)."""
+    update_rows(
+        connection,
+        job_runs,
+        ("run_id",),
+        [{**row, "error": storable_text(row["error"], ERROR_LIMIT)} for row in rows],
+        guards={"status": RUNNING, "epoch": epoch},
+    )
+
+
+def cancel_requested(connection: Connection, run_ids: list[str]) -> list[str]:
+    if not run_ids:
+        return []
+    query = select(job_runs.c.run_id).where(
+        among(connection, job_runs.c.run_id, run_ids), job_runs.c.cancel_requested.is_(True)
+    )
+    return list(connection.execute(query).scalars())
+
+
+def request_cancel(connection: Connection, run_id: str, now: datetime) -> str | None:
+    """Cancel a run: a queued one at once, a running workflow by asking its runner. Returns
+    the run's status before, or None when there is no such run."""
+    row = connection.execute(
+        select(job_runs.c.status, job_runs.c.graph.is_not(None).label("workflow"))
+        .where(job_runs.c.run_id == run_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        return None
+    if row.status == QUEUED:
+        connection.execute(
+            update(job_runs)
+            .where(job_runs.c.run_id == run_id)
+            .values(status=CANCELLED, finished_at=now, error="the run was cancelled")
+        )
+    elif row.status == RUNNING:
+        connection.execute(
+            update(job_runs).where(job_runs.c.run_id == run_id).values(cancel_requested=True)
+        )
+    return str(row.status)
+
+
+def requeue(connection: Connection, run_id: str) -> bool:
+    """Queue a finished workflow run again (a retry): its stored graph and results stay."""
+    return bool(
+        connection.execute(
+            update(job_runs)
+            .where(
+                job_runs.c.run_id == run_id,
+                job_runs.c.status.in_((FAILED, CANCELLED)),
+                job_runs.c.graph.is_not(None),
+            )
+            .values(status=QUEUED, finished_at=None, error=None, cancel_requested=None, owner=None)
+        ).rowcount
+    )
+
+
 # --- removed ------------------------------------------------------------------------------
 
 
 def delete_runs(connection: Connection, job_id: str) -> None:
     """A deleted job's runs go with it; a run still going finishes unrecorded (``finish``
     finds no row), and its flows are dropped."""
+    runs = select(job_runs.c.run_id).where(job_runs.c.job_id == job_id)
+    connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(runs)))
     connection.execute(delete(job_runs).where(job_runs.c.job_id == job_id))
 
 
 def delete_failed(connection: Connection) -> int:
+    failed = select(job_runs.c.run_id).where(job_runs.c.status == FAILED)
+    connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(failed)))
     return connection.execute(delete(job_runs).where(job_runs.c.status == FAILED)).rowcount

@@ -13,6 +13,8 @@ from f8a_jobs.runs import FAILED, lifecycle
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.storage.tables import job_runs, jobs
 
+SHOWN = [column for column in job_runs.c if column.name != "graph"]  # a graph can be large
+
 
 def list_runs(
     engine: Engine, job_id: str, limit: int = 100, offset: int = 0
@@ -22,7 +24,7 @@ def list_runs(
         if connection.execute(select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first() is None:
             raise JobNotFound(job_id)
         page = (
-            select(job_runs)
+            select(*SHOWN)
             .where(job_runs.c.job_id == job_id)
             .order_by(job_runs.c.scheduled_for.desc(), job_runs.c.started_at.desc())
             .limit(limit)
@@ -41,7 +43,7 @@ def list_failed(
     """Failed runs, newest first, with what it takes to reproduce them."""
     failed = job_runs.c.status == FAILED
     page = (
-        select(job_runs)
+        select(*SHOWN)
         .where(failed)
         .order_by(job_runs.c.scheduled_for.desc())
         .limit(limit)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, delete, select
 
 from f8a_jobs.runs import FINISHED
-from f8a_jobs.storage.tables import flow_outbox, job_runs
+from f8a_jobs.storage.tables import flow_outbox, job_runs, run_tasks
 
 BATCH = 500
 DELIVERED = ("delivered", "sent")
@@ -58,4 +58,6 @@ def _delete_batch(
     )
     if keys:
         connection.execute(delete(key.table).where(key.in_(keys)))
+        if key.table is job_runs:  # a workflow run's tasks go with it
+            connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(keys)))
     return len(keys)

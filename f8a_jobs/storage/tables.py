@@ -44,18 +44,31 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+# Python None as SQL NULL (not JSON null), for columns queried with IS NULL
+NullableJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 
-OWN_TABLES = ("jobs", "job_runs", "flow_outbox", "service_state", "leadership", "alembic_version")
+OWN_TABLES = (
+    "jobs",
+    "job_runs",
+    "run_tasks",
+    "flow_outbox",
+    "service_state",
+    "leadership",
+    "alembic_version",
+)
 
 jobs = Table(
     "jobs",
     metadata,
     Column("job_id", String(255), primary_key=True),
-    Column("handler", String(255), nullable=False),
+    Column("handler", String(255), nullable=False),  # "" for a workflow
     Column("kwargs", Json, nullable=False),
+    Column(
+        "workflow", NullableJson, nullable=True
+    ),  # tasks, max_concurrent, timeout (workflows/spec.py)
     Column("schedule", Json, nullable=False),  # versioned trigger spec, see schedules.py
     Column("state", String(16), nullable=False),
     Column("misfire_grace_time", Integer, nullable=False),
@@ -89,9 +102,35 @@ job_runs = Table(
     Column("error", Text, nullable=True),
     Column("traceback", Text, nullable=True),
     Column("missed_count", Integer, nullable=True),  # a missed row may stand for many runs
+    Column(
+        "graph", NullableJson, nullable=True
+    ),  # a workflow run's expanded tasks, fixed at its start
+    Column("cancel_requested", Boolean, nullable=True),  # the API asked a workflow run to stop
     # One run per job and slot; also the index of a job's runs in time order.
     UniqueConstraint("job_id", "scheduled_for", "trigger", name="uq_job_runs_slot"),
     Index("ix_job_runs_status", "status", "scheduled_for"),
+)
+
+run_tasks = Table(
+    "run_tasks",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("task", String(1024), primary_key=True),  # the name in the expanded graph
+    Column("part", Integer, primary_key=True),  # -1: the task; 0…n-1: its for_each parts
+    Column("state", String(16), nullable=False),  # see workflows/__init__.py
+    Column("tries", Integer, nullable=False),  # tries started
+    Column("ready_at", UTCDateTime, nullable=True),  # ready since, or a retry's earliest start
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("finished_seq", Integer, nullable=True),  # completion order: cleanup unwinds it
+    Column("executed", Boolean, nullable=False),  # execute ran (so cleanup is due)
+    Column("epoch", Integer, nullable=True),
+    Column("owner", String(128), nullable=True),
+    Column("heartbeat_at", UTCDateTime, nullable=True),
+    Column("result", Json, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("item", Json, nullable=True),  # a for_each part's item
 )
 
 flow_outbox = Table(

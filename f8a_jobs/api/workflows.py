@@ -1,0 +1,69 @@
+"""Operations on workflow runs: a run with its tasks, retry, cancel, the graph, a dry run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from f8a_jobs import jobs
+from f8a_jobs.api.context import Response, engine, reply
+from f8a_jobs.errors import InvalidInput
+from f8a_jobs.runs import queries as runs
+from f8a_jobs.workflows import queries, render
+from f8a_jobs.workflows.dry_run import dry_run
+from f8a_jobs.workflows.expand import expand, graph_json, job_lookup
+from f8a_jobs.workflows.spec import WorkflowSpec
+
+
+def post_run(job_id: str, dry_run: bool = False) -> Response:
+    if not dry_run:
+        return reply({"run": runs.request_run(engine(), job_id)}, 202)
+    return reply({"dry_run": {"job_id": job_id, "tasks": dry_run_tasks(job_id)}})
+
+
+def dry_run_tasks(job_id: str) -> list[dict[str, Any]]:
+    job = _workflow_job(job_id, "dry_run")
+    return dry_run(engine(), job)
+
+
+def _workflow_job(job_id: str, field: str) -> dict[str, Any]:
+    job = jobs.get_job(engine(), job_id)
+    if "tasks" not in job:
+        raise InvalidInput(field, f"job {job_id!r} runs a handler, not a workflow of tasks")
+    return {"job_id": job_id, "workflow": {key: job[key] for key in jobs.WORKFLOW_KEYS}}
+
+
+def get_run(job_id: str, run_id: str) -> Response:
+    return reply({"run": queries.get_run(engine(), job_id, run_id)})
+
+
+def post_retry(job_id: str, run_id: str) -> Response:
+    return reply({"run": queries.retry_run(engine(), job_id, run_id)}, 202)
+
+
+def post_cancel(job_id: str, run_id: str) -> Response:
+    return reply({"run": queries.cancel_run(engine(), job_id, run_id)}, 202)
+
+
+def get_graph(job_id: str, format: str = "json", run_id: str | None = None) -> Any:
+    """The expanded DAG with the states of ``run_id``, or of the last run that started."""
+    run_id = run_id or queries.last_run_id(engine(), job_id)
+    if run_id:
+        run = queries.get_run(engine(), job_id, run_id)
+        tasks = [_graph_task(task) for task in run["tasks"]]
+    else:
+        job = _workflow_job(job_id, "job_id")
+        workflow = WorkflowSpec.from_json(job["workflow"])
+        with engine().connect() as connection:
+            nodes = expand(job_id, workflow, job_lookup(connection), 10**9)
+        tasks = [
+            {"name": node["name"], "depends_on": node.get("depends_on", []), "state": None}
+            for node in graph_json(nodes, workflow)["tasks"]
+        ]
+    shown = render.render(tasks, format)
+    if isinstance(shown, dict):
+        return reply({**shown, "job_id": job_id, "run_id": run_id})
+    return shown, 200, {"Content-Type": "text/plain"}
+
+
+def _graph_task(task: dict[str, Any]) -> dict[str, Any]:
+    return {"name": task["name"], "depends_on": task["depends_on"], "state": task["state"]}
