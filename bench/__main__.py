@@ -13,7 +13,7 @@ from pathlib import Path
 # the workflow benchmarks' no-op handlers that return something (Echo, Count)
 os.environ.setdefault("F8A_JOBS_HANDLER_MODULES", "tests.handlers")
 
-from bench import baseline, expansion, ours, workflows
+from bench import baseline, canvas, dojobber_baseline, expansion, ours, workflows
 from bench.database import fresh_database
 
 THREADS = 20
@@ -23,6 +23,7 @@ STORED_JOBS = 100_000
 INTERVAL_JOBS = 1200
 INTERVAL_SECONDS = 20
 EXPAND_ROWS = 1_000_000
+FANOUT, CHAIN, BIG_FANOUT = 1000, 200, 10_000
 # The original approach takes minutes per million rows; F8A_JOBS_BENCH_ORIGINAL_ROWS shortens it.
 ORIGINAL_ROWS = int(os.environ.get("F8A_JOBS_BENCH_ORIGINAL_ROWS", EXPAND_ROWS))
 
@@ -109,13 +110,20 @@ def main() -> int:
         flush=True,
     )
 
-    with fresh_database("w1") as url:
-        fanout = workflows.seconds_to_success(url, workflows.fanout_job(1000))
-    with fresh_database("w2") as url:
-        hop_ms = workflows.seconds_to_success(url, workflows.chain_job(200)) / 200 * 1000
+    with fresh_database("workflows") as url, tempfile.TemporaryDirectory() as workdir:
+        wf = workflows.measure(url, Path(workdir), FANOUT, CHAIN, BIG_FANOUT)
+    with tempfile.TemporaryDirectory() as workdir, canvas.worker(Path(workdir) / "celery.log"):
+        celery_w1, celery_w2 = canvas.fanout_seconds(FANOUT), canvas.chain_seconds(CHAIN)
+    dojobber_w1, dojobber_w2 = dojobber_baseline.fanout_seconds(FANOUT), dojobber_baseline.chain_seconds(CHAIN)
+    hop_ms, celery_hop_ms = wf["w2_s"] / CHAIN * 1000, celery_w2 / CHAIN * 1000
     print(
-        f"(6) workflows, every task transition persisted: W1 (root, 1,000 parts, a final task "
-        f"taking their results) {fanout:.2f} s; W2 (a chain of 200) {hop_ms:.1f} ms a hop",
+        f"(6) workflows from POST /jobs/{{id}}/run to success, every task transition persisted: "
+        f"W1 (root, {FANOUT:,} parts, a final task taking their results) f8a-jobs {wf['w1_s']:.2f} s, "
+        f"Celery canvas (prefork 2, Redis) {celery_w1:.2f} s, DoJobber (in process, nothing "
+        f"persisted) {dojobber_w1:.2f} s; W2 (a chain of {CHAIN}) f8a-jobs {hop_ms:.1f} ms a hop, "
+        f"Celery {celery_hop_ms:.1f} ms, DoJobber {dojobber_w2 / CHAIN * 1000:.2f} ms; "
+        f"W1 of {BIG_FANOUT:,} parts {wf['big_w1_s']:.1f} s, peak RSS of the leading worker "
+        f"{wf['rss_peak_mb']:.0f} MB (all service processes {wf['rss_peak_total_mb']:.0f} MB)",
         flush=True,
     )
 
@@ -124,7 +132,9 @@ def main() -> int:
         f"create_per_s={api['create_per_s']:.0f} late_p99_ms={ticks['late_p99_ms']:.0f} "
         f"unaccounted={ticks['unaccounted']} expand_rows_per_s={expand_rate:.0f} "
         f"expand_peak_rss_mb={full['peak_rss_mb']:.0f} expand_ratio={expand_rate / original_rate:.1f} "
-        f"wf_fanout_s={fanout:.2f} wf_hop_ms={hop_ms:.1f}"
+        f"wf_fanout_s={wf['w1_s']:.2f} wf_fanout_vs_celery={celery_w1 / wf['w1_s']:.1f} "
+        f"wf_hop_ms={hop_ms:.2f} wf_hop_vs_celery={celery_hop_ms / hop_ms:.1f} "
+        f"wf_rss_mb={wf['rss_peak_mb']:.0f}"
     )
     return 0
 

@@ -105,18 +105,20 @@ class Flaky(BaseHandler):
 
 class Idempotent(BaseHandler):
     """DoJobber's shape: check whether ``mark`` holds; execute makes it hold (unless
-    ``broken``); cleanup records the unwinding."""
+    ``broken``); cleanup records the unwinding (and raises with ``cleanup_fails``)."""
 
-    def check(self, mark: str, broken: bool = False) -> bool:
+    def check(self, mark: str, broken: bool = False, cleanup_fails: bool = False) -> bool:
         return mark in marks
 
-    def execute(self, mark: str, broken: bool = False) -> None:
+    def execute(self, mark: str, broken: bool = False, cleanup_fails: bool = False) -> None:
         events.append(("execute", mark, time.monotonic()))
         if not broken:
             marks.add(mark)
 
-    def cleanup(self, mark: str, broken: bool = False) -> None:
+    def cleanup(self, mark: str, broken: bool = False, cleanup_fails: bool = False) -> None:
         events.append(("cleanup", mark, time.monotonic()))
+        if cleanup_fails:
+            raise RuntimeError(f"cannot undo {mark}")
 
 
 class Echo(BaseHandler):

@@ -102,3 +102,30 @@ def test_a_workflow_survives_kill_9_and_finished_tasks_do_not_run_again(server, 
     assert run["status"] == "succeeded", run
     assert (tasks["a"]["tries"], tasks["b"]["tries"], tasks["c"]["tries"]) == (1, 2, 1)
     assert tasks["a"]["result"] == "slept" and tasks["c"]["state"] == "succeeded"
+
+
+def test_for_each_over_a_filter_runs_one_part_per_row(server, pytestconfig):
+    from f8a_jobs.storage.db import build_engine
+    from tests import analytics
+
+    engine = build_engine(str(pytestconfig.f8a_pg_url))
+    analytics.create(engine)
+    try:
+        server.start()
+        tasks = [
+            {"name": "per-package", "handler": "Square",
+             "for_each": {"$filter": {"table": "packages", "select": ["packages.id as value"]}}},
+            {"name": "total", "handler": "Total", "depends_on": ["per-package"],
+             "kwargs": {"values": {"$result": "per-package"}}},
+        ]
+        body = {"job_id": "per-package", "tasks": tasks, "state": "paused"}
+        assert server.post("/jobs", json=body).status_code == 201
+        run_id = server.post("/jobs/per-package/run").json()["run"]["run_id"]
+        run = poll(lambda: ended(server, "per-package", run_id), timeout=30)
+        parts = {task["name"]: task for task in run["tasks"]}["per-package"]["parts"]
+        assert run["status"] == "succeeded", run
+        assert sorted(part["result"] for part in parts) == [1, 4, 9]  # packages 1, 2, 3 squared
+        assert {task["name"]: task for task in run["tasks"]}["total"]["result"] == 14
+    finally:
+        analytics.drop(engine)
+        engine.dispose()

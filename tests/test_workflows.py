@@ -142,6 +142,53 @@ def test_retries_do_not_block_and_interleave(engine, scheduler):
     assert 1.0 <= elapsed < 2.0  # two delays of 0.5 s overlapped, not six in a row
 
 
+def test_retry_backoff_multiplies_the_delay(engine, scheduler):
+    add(engine, job_id="backoff", tasks=[
+        {"name": "t", "handler": "Flaky", "kwargs": {"key": "t", "failures": 2}, "tries": 3,
+         "retry_delay": 0.2, "retry_backoff": 3},
+    ])
+    run = run_to_end(engine, scheduler, "backoff")
+    assert run["status"] == "succeeded" and run["tasks"][0]["tries"] == 3
+    first, second, third = [moment for what, _, moment in test_handlers.events if what == "try"]
+    assert second - first >= 0.2 and third - second >= 0.6  # 0.2 s, then 0.2 × 3
+    assert third - second > 2 * (second - first)
+
+
+def test_a_run_past_the_jobs_timeout_fails_and_starts_nothing_more(engine, scheduler):
+    add(engine, job_id="late", timeout=0.3, tasks=[
+        {"name": "slow", "handler": "Record", "kwargs": {"seconds": 1}},
+        {"name": "after", "handler": "Record", "depends_on": ["slow"]},
+    ])
+    run = run_to_end(engine, scheduler, "late")
+    states = {task["name"]: task["state"] for task in run["tasks"]}
+    assert run["status"] == "failed" and "the job's timeout of 0.3 s" in run["error"]
+    assert states["slow"] == "failed" and states["after"] != "succeeded"
+    poll(lambda: ("end", "slow") in {(what, task) for what, task, _ in test_handlers.events})
+    assert ("start", "after") not in {(what, task) for what, task, _ in test_handlers.events}
+
+
+def test_a_failing_cleanup_is_reported_and_the_others_still_run(engine, scheduler):
+    add(engine, job_id="undo", tasks=[
+        {"name": "first", "handler": "Idempotent", "kwargs": {"mark": "a"}},
+        {"name": "second", "handler": "Idempotent", "kwargs": {"mark": "b", "cleanup_fails": True},
+         "depends_on": ["first"]},
+    ])
+    run = run_to_end(engine, scheduler, "undo")
+    assert "cleanup of task 'second' failed: RuntimeError: cannot undo b" in run["error"]
+    cleaned = [mark for what, mark, _ in test_handlers.events if what == "cleanup"]
+    assert cleaned == ["b", "a"]
+
+
+def test_more_for_each_items_than_allowed_fail_the_task(engine, scheduler, monkeypatch):
+    monkeypatch.setattr(scheduler.workflows, "max_parts", 3)
+    add(engine, job_id="wide", tasks=[
+        {"name": "fan", "handler": "Square", "for_each": [{"value": n} for n in range(4)]},
+    ])
+    run = run_to_end(engine, scheduler, "wide")
+    assert run["status"] == "failed"
+    assert "more than 3 items (F8A_JOBS_FOR_EACH_MAX_PARTS)" in run["tasks"][0]["error"]
+
+
 def test_check_run_recheck_and_cleanup_in_reverse(engine, scheduler):
     test_handlers.marks.add("already")
     add(engine, job_id="idem", tasks=[

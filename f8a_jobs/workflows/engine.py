@@ -133,6 +133,7 @@ class WorkflowRun:
                 self.dependents[dependency].append(node.name)
         self.units: dict[Key, Unit] = {}
         self.parts: dict[str, list[Unit]] = {}
+        self.open_parts: dict[str, int] = {}  # parts of each for_each task not final yet
         self.unmet: dict[str, int] = {node.name: len(node.depends_on) for node in nodes}
         self.ready: deque[Key] = deque()
         self.timers: list[tuple[datetime, int, str, Key]] = []  # (when, tiebreak, why, unit)
@@ -165,8 +166,9 @@ class WorkflowRun:
                 self.parts.setdefault(unit.task, []).append(unit)
             if unit.finished_seq is not None:
                 self.finished_count = max(self.finished_count, unit.finished_seq)
-        for parts in self.parts.values():
+        for name, parts in self.parts.items():
             parts.sort(key=lambda unit: unit.part)
+            self.open_parts[name] = sum(part.state not in FINAL for part in parts)
         for name, node in self.nodes.items():
             self.unmet[name] = sum(not self._met(dependency) for dependency in node.depends_on)
             unit = self.units[(name, WHOLE)]
@@ -362,9 +364,9 @@ class WorkflowRun:
                 self._split(unit, resolve(self, node.for_each), now)
                 return None
             kwargs = resolve(self, node.kwargs)
-        except LookupError as error:  # a $result path that the result does not have
+        except LookupError as error:  # a $result path the result lacks, a failed $filter
             self._set(unit, tries=unit.tries + 1)
-            self._settle(unit, FAILED, now, error=str(error))
+            self._failed_try(unit, str(error), None, now)
             return None
         self._set(
             unit,
@@ -393,11 +395,16 @@ class WorkflowRun:
 
     def _split(self, unit: Unit, items: Any, now: datetime) -> None:
         """A ``for_each`` task became ready: one part per item, each ready now."""
+        problem = None
         if not isinstance(items, list):
-            self._set(unit, tries=1)
-            self._settle(
-                unit, FAILED, now, error=f"for_each gave {type(items).__name__}, not a list"
+            problem = f"for_each gave {type(items).__name__}, not a list"
+        elif len(items) > self.max_parts:
+            problem = (
+                f"for_each gave more than {self.max_parts} items (F8A_JOBS_FOR_EACH_MAX_PARTS)"
             )
+        if problem is not None:
+            self._set(unit, tries=1)
+            self._settle(unit, FAILED, now, error=problem)
             return
         self._set(unit, state=RUNNING, tries=1, started_at=now)
         parts = [
@@ -405,6 +412,7 @@ class WorkflowRun:
             for index, item in enumerate(items)
         ]
         self.parts[unit.task] = parts
+        self.open_parts[unit.task] = len(parts)
         for part in parts:
             self.units[part.key] = part
             self.inserted.append(part)
@@ -458,6 +466,7 @@ class WorkflowRun:
             traceback=_text(trace, TRACEBACK_LIMIT),
         )
         if unit.part != WHOLE:
+            self.open_parts[unit.task] -= 1
             self._check_whole_tasks(now, unit.task)
             return
         node = self.nodes[unit.task]
@@ -478,7 +487,7 @@ class WorkflowRun:
         for name in names:
             whole = self.units[(name, WHOLE)]
             parts = self.parts[name]
-            if whole.state != RUNNING or any(part.state not in FINAL for part in parts):
+            if whole.state != RUNNING or self.open_parts[name]:
                 continue
             bad = [part for part in parts if part.state not in DONE]
             whole.executed = any(part.executed for part in parts)

@@ -10,6 +10,7 @@ under way (resuming it from its rows); tries whose process stopped heartbeating 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, select
 
+from f8a_jobs import filters
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.runs import lifecycle
@@ -48,6 +50,10 @@ from f8a_jobs.workflows.expand import (
 from f8a_jobs.workflows.spec import WorkflowSpec
 
 log = logging.getLogger(__name__)
+# Tries handed over together end together: wait this long for the rest of a burst of outcomes,
+# so that one write records them all (half the writes of a wide fan-out; a PostgreSQL commit
+# costs more than this).
+COALESCE = 0.0005
 ORPHANED = "the process running it ({owner}) stopped sending heartbeats for more than {lease:g} s"
 
 
@@ -108,9 +114,12 @@ class WorkflowRunner:
         self._lock = threading.Lock()
         self._claimed: list[ClaimedRun] = []
         self._outcomes: list[TryOutcome] = []
+        self._handed = 0  # tries handed to the executor whose outcome has not arrived
+        self._arrived = threading.Condition(self._lock)
         self._cleaned: list[tuple[str, list[str]]] = []
         self._cleaning: set[str] = set()
         self._batch = Batch()
+        self._connection: Connection | None = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._adopted = False
@@ -159,6 +168,9 @@ class WorkflowRunner:
     def add(self, outcome: TryOutcome) -> None:
         with self._lock:
             self._outcomes.append(outcome)
+            self._handed -= 1
+            if self._handed <= 0:
+                self._arrived.notify()
         self.wakeup()
 
     @property
@@ -169,20 +181,34 @@ class WorkflowRunner:
     # --- the loop ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while not self._stopped.is_set():
-            self._wake.wait(self._wait_time())
-            self._wake.clear()
-            if self._stopped.is_set():
-                break
-            try:
-                self.step()
-            except LostLeadership as lost:
-                log.warning("%s: running no more workflow tasks", lost)
-                self._stopped.set()
-                self.on_lost()
-            except Exception as error:
-                log.warning("advancing workflows failed (%s); retrying", error, exc_info=True)
-                self._stopped.wait(1.0)
+        try:
+            while not self._stopped.is_set():
+                self._wake.wait(self._wait_time())
+                self._wake.clear()
+                if self._stopped.is_set():
+                    break
+                self._gather()
+                self._step_once()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+
+    def _step_once(self) -> None:
+        try:
+            self.step()
+        except LostLeadership as lost:
+            log.warning("%s: running no more workflow tasks", lost)
+            self._stopped.set()
+            self.on_lost()
+        except Exception as error:
+            log.warning("advancing workflows failed (%s); retrying", error, exc_info=True)
+            self._stopped.wait(1.0)
+
+    def _gather(self) -> None:
+        """Some tries ended and others are in flight: give those a moment (``COALESCE``)."""
+        with self._lock:
+            if self._outcomes and self._handed > 0:
+                self._arrived.wait_for(lambda: self._handed <= 0, timeout=COALESCE)
 
     def _wait_time(self) -> float:
         timers = [run.next_timer() for run in list(self.runs.values())]
@@ -225,12 +251,24 @@ class WorkflowRunner:
         for run in self.runs.values():
             if room <= 0:
                 break
-            starts = run.admit(room, now, resolve_results)
+            starts = run.admit(room, now, self._resolve)
             for start in starts:
                 unit = run.units[(start.task, start.part)]
                 unit.owner, unit.epoch, unit.heartbeat_at = self.owner, self.epoch, now
             room -= len(starts)
             batch.starts.extend(starts)
+
+    def _resolve(self, run: WorkflowRun, value: Any) -> Any:
+        """``value`` with its ``$result``s filled in; a ``for_each`` ``$filter`` read into its
+        items, here: a ``for_each`` task splits once, and its parts are rows from then on."""
+        resolved = resolve_results(run, value)
+        if not (isinstance(resolved, dict) and filters.is_filter(resolved)):
+            return resolved
+        try:
+            rows = filters.expand(resolved, "for_each")
+            return list(itertools.islice(rows, self.max_parts + 1))
+        except Exception as error:  # a try of the task that failed: tries and delays apply
+            raise LookupError(f"the for_each $filter failed: {error}") from error
 
     def _end_runs(self, batch: Batch, cleaned: list[tuple[str, list[str]]], now: datetime) -> None:
         errors_of = dict(cleaned)
@@ -260,8 +298,11 @@ class WorkflowRunner:
         }
 
     def _write(self, batch: Batch) -> None:
+        if self._connection is None:  # one connection for every write: no checkout, no ping
+            self._connection = self.engine.connect()
+        connection = self._connection
         try:
-            with self.engine.begin() as connection:
+            with connection.begin():
                 lifecycle.fence(connection, self.epoch)
                 for claimed_run, graph in batch.graphs:
                     lifecycle.record_graph(connection, claimed_run, graph)
@@ -279,6 +320,8 @@ class WorkflowRunner:
             raise
         except Exception:
             self._keep(batch)
+            self._connection = None  # it may be broken: the next write takes a fresh one
+            connection.invalidate()
             raise
 
     def _keep(self, batch: Batch) -> None:
@@ -294,6 +337,8 @@ class WorkflowRunner:
         if batch.ended:
             log.info("workflow runs ended: %s", ", ".join(row["run_id"] for row in batch.ended))
         if batch.starts:
+            with self._lock:
+                self._handed += len(batch.starts)
             self.executor.run_tasks(batch.starts, self.add)
         for run in batch.cleanups:
             self.executor.call(f"cleanup:{run.run_id}", self._cleanup_work(run))

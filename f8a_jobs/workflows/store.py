@@ -19,6 +19,9 @@ from f8a_jobs.workflows import CANCELLED, FAILED, PENDING, READY, RUNNING, UPSTR
 from f8a_jobs.workflows.engine import Unit
 
 UNIT_COLUMNS = tuple(Unit.__slots__)
+KEY = ("run_id", "task", "part")
+# What a change may set: all but the key and the item (a part's item is set once).
+CHANGED_COLUMNS = tuple(name for name in UNIT_COLUMNS if name not in (*KEY, "item"))
 RETRIED = (FAILED, UPSTREAM_FAILED, CANCELLED)
 
 
@@ -27,12 +30,12 @@ def write_units(
 ) -> None:
     """Insert new units and update changed ones (``run_id_of`` maps ``id(unit)`` to its run)."""
     insert_rows(connection, run_tasks, [unit.row(run_id_of[id(unit)]) for unit in inserted])
-    update_rows(
-        connection,
-        run_tasks,
-        ("run_id", "task", "part"),
-        [unit.row(run_id_of[id(unit)]) for unit in updated],
-    )
+    rows = [
+        {"run_id": run_id_of[id(unit)], "task": unit.task, "part": unit.part}
+        | {name: getattr(unit, name) for name in CHANGED_COLUMNS}
+        for unit in updated
+    ]
+    update_rows(connection, run_tasks, KEY, rows)
 
 
 def load_units(connection: Connection, run_ids: list[str]) -> dict[str, list[Unit]]:
@@ -56,13 +59,7 @@ def heartbeat(
         {"run_id": run_id, "task": task, "part": part, "heartbeat_at": now}
         for run_id, task, part in keys
     ]
-    update_rows(
-        connection,
-        run_tasks,
-        ("run_id", "task", "part"),
-        rows,
-        guards={"owner": owner, "state": RUNNING},
-    )
+    update_rows(connection, run_tasks, KEY, rows, guards={"owner": owner, "state": RUNNING})
 
 
 def reset_for_retry(connection: Connection, run_id: str, now: datetime) -> int:
