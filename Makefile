@@ -32,7 +32,7 @@ bench: $(DEV)
 	$(BIN)/python -m bench
 
 lint: $(DEV)
-	$(BIN)/ruff check f8a_jobs tests bench
+	$(BIN)/ruff check f8a_jobs tests bench examples
 	$(BIN)/ruff format --check f8a_jobs
 	$(BIN)/mypy f8a_jobs
 

@@ -73,11 +73,18 @@ def load_default_jobs(engine: Engine, directory: Path) -> LoadReport:
         report.errors.append(f"{directory}: no such directory")
         return report
     with exclusive(engine, "default-jobs"):
-        for path in job_files(directory):
-            try:
-                _load_file(engine, path, report)
-            except InvalidInput as exc:
-                report.errors.append(f"{path.name}: {exc.detail}")
+        pending = job_files(directory)
+        while pending:  # a workflow may name a job whose file comes later: try it again then
+            refused = []
+            for path in pending:
+                try:
+                    _load_file(engine, path, report)
+                except InvalidInput as exc:
+                    refused.append((path, exc))
+            if len(refused) == len(pending):
+                report.errors.extend(f"{path.name}: {exc.detail}" for path, exc in refused)
+                break
+            pending = [path for path, _ in refused]
     for error in report.errors:
         log.error("default job skipped: %s", error)
     log.info(report.summary())

@@ -427,12 +427,15 @@ class WorkflowRunner:
                 self._retry_orphans(connection, now)
 
     def _retry_orphans(self, connection: Connection, now: datetime) -> None:
-        """Tries another process started and stopped heartbeating: failed tries."""
+        """Tries another process, or an earlier term of this one, started and that stopped
+        heartbeating: their outcomes will not reach this runner, so they run again."""
         foreign = [
             (run, unit)
             for run in self.runs.values()
             for unit in run.units.values()
-            if unit.state == RUNNING and unit.owner != self.owner and unit.key in run.running
+            if unit.state == RUNNING
+            and (unit.owner != self.owner or unit.epoch != self.epoch)
+            and unit.key in run.running
         ]
         if not foreign:
             return
