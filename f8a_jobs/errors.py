@@ -5,6 +5,8 @@ The API turns these into HTTP responses in one place (``f8a_jobs.api.errors``).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class F8aJobsError(Exception):
     """Root of every error the service raises on purpose."""
@@ -79,3 +81,14 @@ class ForbiddenTable(InvalidInput):
     """A ``$filter`` names a table the operator did not allow it to read."""
 
     status = 403
+
+
+def refuse_unknown(
+    data: dict[str, Any], known: tuple[str, ...], path: str, noun: str = "field"
+) -> None:
+    """A 400 naming the first key of ``data`` that is not one of ``known``."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InvalidInput(
+            f"{path}.{unknown[0]}", f"unknown {noun}; expected some of {', '.join(known)}"
+        )

@@ -30,12 +30,20 @@ from f8a_jobs.schedules import (
     utcnow,
 )
 from f8a_jobs.settings import get_settings
-from f8a_jobs.storage.tables import jobs
+from f8a_jobs.storage.tables import job_runs, jobs
 from f8a_jobs.workflows.expand import JobSource, expand, job_lookup
 from f8a_jobs.workflows.spec import WorkflowSpec, parse_workflow
 
 STATES = ("running", "paused")
-SCHEDULE_KEYS = ("when", "periodically", "cron", "misfire_grace_time", "state")
+SCHEDULE_KEYS = (
+    "when",
+    "periodically",
+    "cron",
+    "calendar",
+    "timezone",
+    "misfire_grace_time",
+    "state",
+)
 WORKFLOW_KEYS = ("tasks", "max_concurrent", "timeout")
 JOB_KEYS = ("job_id", "handler", "kwargs", *WORKFLOW_KEYS, *SCHEDULE_KEYS)
 JOB_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
@@ -88,7 +96,14 @@ def parse_job(
         job_id=_job_id(data.get("job_id")),
         handler=handler,
         kwargs=kwargs,
-        schedule=parse_schedule(data.get("when"), data.get("periodically"), data.get("cron"), now),
+        schedule=parse_schedule(
+            data.get("when"),
+            data.get("periodically"),
+            data.get("cron"),
+            now,
+            data.get("calendar"),
+            data.get("timezone"),
+        ),
         state=parse_state(data.get("state") or "running"),
         misfire_grace_time=(
             get_settings().misfire_grace_time
@@ -194,6 +209,24 @@ def get_job(engine: Engine, job_id: str) -> dict[str, Any]:
     if row is None:
         raise JobNotFound(job_id)
     return job_json(row._mapping)
+
+
+def get_schedule(engine: Engine, job_id: str) -> tuple[dict[str, Any], datetime | None, bool]:
+    """A job's stored schedule spec, its next run time, and whether it has run."""
+    query = select(jobs.c.schedule, jobs.c.next_run_time, jobs.c.last_run)
+    with engine.connect() as connection:
+        row = connection.execute(query.where(jobs.c.job_id == job_id)).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return row.schedule, row.next_run_time, row.last_run is not None
+
+
+def schedule_of_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    """The schedule of the job a run belongs to (None once the job is deleted)."""
+    query = select(jobs.c.schedule).join(job_runs, job_runs.c.job_id == jobs.c.job_id)
+    with engine.connect() as connection:
+        spec = connection.execute(query.where(job_runs.c.run_id == run_id)).scalar()
+    return dict(spec) if spec is not None else None
 
 
 def list_jobs(

@@ -1,4 +1,4 @@
-"""Schedules: the user's ``when``/``periodically``/``cron`` words <-> versioned JSON specs <->
+"""Schedules: the user's ``when``/``periodically``/``cron``/``calendar`` words <-> versioned JSON specs <->
 APScheduler triggers.
 
 A spec is what the ``jobs.schedule`` column stores, e.g.
@@ -8,16 +8,17 @@ A spec is what the ``jobs.schedule`` column stores, e.g.
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from dateutil import parser as date_parser
 from pytimeparse import parse as parse_timespan
 
+from f8a_jobs.calendars import CalendarTrigger, parse_calendar, parse_crontab, parse_zone
 from f8a_jobs.errors import InvalidInput
 
 SPEC_VERSION = 1
@@ -101,102 +102,72 @@ def parse_duration(value: Any, field: str) -> int:
 
 
 def parse_schedule(
-    when: Any = None, periodically: Any = None, cron: Any = None, now: datetime | None = None
+    when: Any = None,
+    periodically: Any = None,
+    cron: Any = None,
+    now: datetime | None = None,
+    calendar: Any = None,
+    timezone: Any = None,
 ) -> dict[str, Any]:
-    """Validate the three schedule words together and return the spec to store."""
+    """Validate the schedule words together and return the spec to store."""
     now = now or utcnow()
     start = now if when in (None, "") else parse_when(when, now)
     if start < now - CLOCK_SKEW:
         raise InvalidInput("when", f"{start.isoformat()} is in the past (now is {now.isoformat()})")
-    if periodically not in (None, "") and cron not in (None, ""):
-        raise InvalidInput("cron", "give either 'periodically' or 'cron', not both")
+    words = {"periodically": periodically, "cron": cron, "calendar": calendar}
+    given = [name for name, value in words.items() if value not in (None, "")]
+    if len(given) > 1:
+        raise InvalidInput(given[1], f"give one of {', '.join(words)}, not {' and '.join(given)}")
+    if timezone not in (None, "") and given not in (["cron"], ["calendar"]):
+        raise InvalidInput("timezone", "applies to a 'cron' or a 'calendar' schedule")
     if periodically not in (None, ""):
         seconds = parse_duration(periodically, "periodically")
         return _spec("interval", seconds=seconds, start=start.isoformat(), text=str(periodically))
     if cron not in (None, ""):
-        _crontab_trigger(cron, start)
-        return _spec("cron", crontab=cron.strip(), start=start.isoformat())
+        parse_crontab(cron, parse_zone(timezone, "timezone"))
+        zone = {} if timezone in (None, "", "UTC") else {"timezone": timezone}
+        return _spec("cron", crontab=cron.strip(), start=start.isoformat(), **zone)
+    if calendar not in (None, ""):
+        calendar = _calendar_in(calendar, timezone)
+        parse_calendar(calendar)
+        return _spec("calendar", calendar=calendar, start=start.isoformat())
     return _spec("date", run_date=start.isoformat())
+
+
+def _calendar_in(calendar: Any, timezone: Any) -> Any:
+    """The calendar with the job's ``timezone`` (the same as its own, if it names one)."""
+    if not isinstance(calendar, dict) or timezone in (None, ""):
+        return calendar
+    if calendar.get("timezone", timezone) != timezone:
+        raise InvalidInput("timezone", "differs from 'calendar.timezone'")
+    return {**calendar, "timezone": timezone}
 
 
 def _spec(kind: str, **fields: Any) -> dict[str, Any]:
     return {"version": SPEC_VERSION, "type": kind, **fields}
 
 
-def _crontab_trigger(expr: Any, start: datetime) -> CronTrigger:
-    if not isinstance(expr, str) or len(expr.split()) != 5:
-        raise InvalidInput("cron", f"{expr!r} is not a five-field crontab such as '*/5 * * * *'")
-    try:
-        return CronTrigger(**_crontab_fields(expr), start_date=start, timezone=UTC)
-    except (ValueError, IndexError) as exc:
-        raise InvalidInput("cron", f"{expr!r}: {exc}") from None
-
-
-def _crontab_fields(expr: str) -> dict[str, str]:
-    minute, hour, day, month, day_of_week = expr.split()
-    return {
-        "minute": minute,
-        "hour": hour,
-        "day": day,
-        "month": month,
-        "day_of_week": crontab_weekdays(day_of_week),
-    }
-
-
-WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-def crontab_weekdays(field: str) -> str:
-    """A crontab weekday field (0 or 7 = Sunday) as APScheduler 3 day names.
-
-    APScheduler 3 numbers weekdays from Monday = 0, so "1" would mean Tuesday there.
-    """
-    if field == "*":
-        return field
-    days: set[int] = set()
-    for part in field.lower().split(","):
-        span, _, step = part.partition("/")
-        first, last = (0, 6) if span == "*" else _weekday_span(span)
-        days.update(day % 7 for day in range(first, last + 1, int(step) if step else 1))
-    return ",".join(WEEKDAYS[day] for day in sorted(days))
-
-
-def _weekday_span(span: str) -> tuple[int, int]:
-    ends = [_weekday(end) for end in span.split("-", 1)]
-    if len(ends) == 1:
-        return ends[0], ends[0]
-    first, last = ends
-    if first > last:
-        raise ValueError(f"weekday range {span!r} runs backwards")
-    return first, last
-
-
-def _weekday(token: str) -> int:
-    if token in WEEKDAYS:
-        return WEEKDAYS.index(token)
-    if token.isdigit() and int(token) <= 7:
-        return int(token)
-    raise ValueError(f"{token!r} is not a weekday (0-7 or sun-sat)")
-
-
 def build_trigger(spec: dict[str, Any]) -> BaseTrigger:
     """The APScheduler trigger for a stored spec (cached: triggers are immutable)."""
-    return _cached_trigger(tuple(sorted(spec.items())))
+    return _cached_trigger(json.dumps(spec, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=100_000)
-def _cached_trigger(items: tuple[tuple[str, Any], ...]) -> BaseTrigger:
-    spec = dict(items)  # specs hold only scalars, so their items make a cache key
+def _cached_trigger(key: str) -> BaseTrigger:
+    spec = json.loads(key)
     if spec.get("version") != SPEC_VERSION:
         raise ValueError(f"schedule spec version {spec.get('version')!r} is not {SPEC_VERSION}")
     kind = spec["type"]
     if kind == "date":
         return DateTrigger(run_date=datetime.fromisoformat(spec["run_date"]), timezone=UTC)
+    start = datetime.fromisoformat(spec["start"])
     if kind == "interval":
-        start = datetime.fromisoformat(spec["start"])
         return IntervalTrigger(seconds=spec["seconds"], start_date=start, timezone=UTC)
     if kind == "cron":
-        return _crontab_trigger(spec["crontab"], datetime.fromisoformat(spec["start"]))
+        zone = parse_zone(spec.get("timezone"), "timezone")
+        return CalendarTrigger(parse_crontab(spec["crontab"], zone), start)
+    if kind == "calendar":
+        return CalendarTrigger(parse_calendar(spec["calendar"]), start)
     raise ValueError(f"unknown schedule type {kind!r}")
 
 
@@ -214,11 +185,50 @@ def next_run_time(spec: dict[str, Any], now: datetime, already_ran: bool) -> dat
 
 
 def describe(spec: dict[str, Any]) -> dict[str, Any]:
-    """The schedule as the API shows it: ``when``, ``periodically``, ``cron``."""
+    """The schedule as the API shows it: ``when``, and ``periodically``, ``cron`` or
+    ``calendar`` with the ``timezone`` of its slots."""
     kind = spec["type"]
     when = spec["run_date"] if kind == "date" else spec["start"]
+    calendar = spec.get("calendar") if kind == "calendar" else None
     return {
         "when": datetime.fromisoformat(when).isoformat(),
         "periodically": spec.get("text") if kind == "interval" else None,
         "cron": spec.get("crontab") if kind == "cron" else None,
+        "calendar": calendar,
+        "timezone": str(schedule_zone(spec)) if kind in ("cron", "calendar") else None,
     }
+
+
+def schedule_zone(spec: dict[str, Any]) -> tzinfo:
+    """The time zone the schedule's slots are local to (UTC for the others)."""
+    if spec["type"] == "cron":
+        return parse_zone(spec.get("timezone"), "timezone")
+    if spec["type"] == "calendar":
+        return parse_zone(spec["calendar"].get("timezone"), "calendar.timezone")
+    return UTC
+
+
+MAX_NEXT_RUNS = 1000
+
+
+def next_fire_times(spec: dict[str, Any], start: datetime, count: int) -> list[datetime]:
+    """The schedule's first ``count`` fire times from ``start`` on."""
+    if not 1 <= count <= MAX_NEXT_RUNS:
+        raise InvalidInput("count", f"expected 1 to {MAX_NEXT_RUNS}, got {count}")
+    trigger = build_trigger(spec)
+    first = datetime.fromisoformat(spec["run_date"] if spec["type"] == "date" else spec["start"])
+    moment = trigger.get_next_fire_time(None, max(start, first))
+    found: list[datetime] = []
+    while moment is not None and len(found) < count:
+        found.append(moment)
+        moment = trigger.get_next_fire_time(moment, moment)
+    return found
+
+
+def rundate(spec: dict[str, Any] | None, scheduled_for: datetime) -> str:
+    """Datatailr's rundate: the slot's local date plus the calendar's ``rundate_offset``."""
+    if spec is None:
+        return scheduled_for.astimezone(UTC).date().isoformat()
+    offset = spec["calendar"].get("rundate_offset", 0) if spec["type"] == "calendar" else 0
+    local = scheduled_for.astimezone(schedule_zone(spec)).date()
+    return (local + timedelta(days=offset)).isoformat()

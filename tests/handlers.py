@@ -56,6 +56,13 @@ class Context(BaseHandler):
         return {"label": label, "run_id": run_id, "scheduled_for": scheduled_for.isoformat()}
 
 
+class Rundate(BaseHandler):
+    """Returns Datatailr's reserved rundate and the slot it stands for."""
+
+    def execute(self, rundate: str, scheduled_for: datetime) -> dict[str, str]:
+        return {"rundate": rundate, "scheduled_for": scheduled_for.isoformat()}
+
+
 class Huge(BaseHandler):
     """Returns more than a run may keep."""
 

@@ -1,6 +1,7 @@
 """The API end to end: a real ``f8a-jobs serve`` process, spoken to over HTTP."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -294,3 +295,61 @@ def test_a_run_shows_its_result_trigger_and_the_process_that_ran_it(client):
     (run,) = poll(lambda: [r for r in runs_of(client, "ctx") if r["status"] == "succeeded"])
     assert run["result"]["run_id"] == run["run_id"] and run["trigger"] == "schedule"
     assert run["owner"] and run["epoch"] >= 1
+
+
+DATATAILR_CALENDAR = {
+    "at_minutes": [30], "at_hours": [10, 16], "weekdays": ["Mon", "Wed"],
+    "first_last": {"weekday": "Fri", "which": "Last"}, "timezone": "Europe/Paris",
+}
+
+
+def test_a_calendar_job_shows_its_calendar_and_next_runs_in_local_time(client):
+    body = {"job_id": "paris", "handler": "Noop", "calendar": DATATAILR_CALENDAR, "state": "paused"}
+    created = client.post("/jobs", json=body)
+    assert created.status_code == 201, created.text
+    job = created.json()["job"]
+    assert job["calendar"] == DATATAILR_CALENDAR and job["timezone"] == "Europe/Paris"
+    listed = client.get("/jobs/paris/next-runs", params={"count": 6}).json()
+    assert listed["timezone"] == "Europe/Paris" and len(listed["next_runs"]) == 6
+    for slot in listed["next_runs"]:
+        moment = datetime.fromisoformat(slot["local"])
+        assert moment.strftime("%H:%M") in ("10:30", "16:30") and moment.strftime("%a") in ("Mon", "Wed", "Fri")
+        assert datetime.fromisoformat(slot["utc"]) == moment
+
+
+def test_a_schedule_preview_lists_fire_times_without_saving(client):
+    body = {"cron": "0 3 1 * 1", "timezone": "America/New_York"}
+    preview = client.post("/schedules/preview", params={"count": 3}, json=body)
+    assert preview.status_code == 200, preview.text
+    local = [datetime.fromisoformat(slot["local"]) for slot in preview.json()["next_runs"]]
+    assert all(moment.hour == 3 and (moment.day == 1 or moment.weekday() == 0) for moment in local)
+    assert client.get("/jobs").json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "body", "field"),
+    [
+        ("/schedules/preview", {}, {"calendar": {"weekdays": ["Funday"]}}, "body.calendar.weekdays.0"),
+        ("/schedules/preview", {}, {"calendar": {"day_of_month": [30], "in_months": [2]}}, "calendar"),
+        ("/schedules/preview", {}, {"cron": "0 0 * * *", "timezone": "Mars/Olympus"}, "timezone"),
+        ("/schedules/preview", {"count": 1001}, {"cron": "0 0 * * *"}, "count"),
+        ("/jobs", {}, {"job_id": "x", "handler": "Noop", "calendar": {"every_minute": 0}}, "body.calendar.every_minute"),
+        ("/jobs", {}, {"job_id": "x", "handler": "Noop", "periodically": "1 hour", "timezone": "UTC"}, "timezone"),
+    ],
+)
+def test_bad_schedules_are_400_naming_the_field(client, path, params, body, field):
+    assert_problem(client.post(path, params=params, json=body), 400, field)
+
+
+def test_next_runs_of_an_unknown_job_is_404(client):
+    assert client.get("/jobs/nope/next-runs").status_code == 404
+
+
+def test_a_handler_gets_the_rundate_in_the_calendars_zone_with_its_offset(client):
+    calendar = {"at_hours": [12], "timezone": "Pacific/Auckland", "rundate_offset": -1}
+    client.post("/jobs", json={"job_id": "dated", "handler": "Rundate", "calendar": calendar, "state": "paused"})
+    client.post("/jobs/dated/run")
+    run = poll(lambda: [r for r in runs_of(client, "dated") if r["status"] == "succeeded"])[0]
+    slot = datetime.fromisoformat(run["result"]["scheduled_for"])
+    expected = slot.astimezone(ZoneInfo("Pacific/Auckland")).date() - timedelta(days=1)
+    assert run["result"]["rundate"] == expected.isoformat()

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -176,3 +176,15 @@ def test_a_pass_larger_than_a_chunk_runs_every_job_with_its_own_handler(engine, 
 
     poll(lambda: statuses().count("succeeded") == 600, timeout=60)
     assert set(statuses()) == {"succeeded"}
+
+
+def test_a_calendar_job_fires_on_its_slot_and_moves_to_the_next(engine, scheduler):
+    calendar = {"every_minute": 1, "timezone": "America/New_York"}
+    job_id = add(engine, calendar=calendar)
+    due = utcnow().replace(second=0, microsecond=0)
+    set_next_run(engine, job_id, due)  # this minute's slot is due
+    scheduler.start(paused=False)
+    assert poll(lambda: run_statuses(engine, job_id) == [("succeeded", None)])
+    following = poll(lambda: jobs.get_job(engine, job_id)["next_run_time"])
+    assert following.endswith(":00+00:00")  # a minute's slot, after the one that ran
+    assert due < datetime.fromisoformat(following) <= due + timedelta(minutes=2)

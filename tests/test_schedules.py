@@ -58,6 +58,8 @@ def test_one_shot_job_runs_at_when():
         "when": "2030-01-01T00:00:00+00:00",
         "periodically": None,
         "cron": None,
+        "calendar": None,
+        "timezone": None,
     }
 
 
@@ -114,21 +116,22 @@ def test_stored_spec_of_unknown_version_is_refused():
 @pytest.mark.parametrize(
     ("field", "names"),
     [
-        ("*", "*"),
-        ("1", "mon"),
-        ("0", "sun"),
-        ("7", "sun"),
-        ("1-5", "mon,tue,wed,thu,fri"),
-        ("*/2", "sun,tue,thu,sat"),
-        ("1-5/2", "mon,wed,fri"),
-        ("sat,sun", "sun,sat"),
-        ("mon-wed", "mon,tue,wed"),
+        ("*", "Mon Tue Wed Thu Fri Sat Sun"),
+        ("1", "Mon"),
+        ("0", "Sun"),
+        ("7", "Sun"),
+        ("1-5", "Mon Tue Wed Thu Fri"),
+        ("*/2", "Tue Thu Sat Sun"),
+        ("1-5/2", "Mon Wed Fri"),
+        ("sat,sun", "Sat Sun"),
+        ("mon-wed", "Mon Tue Wed"),
     ],
 )
 def test_crontab_weekdays_keep_crontab_numbering(field, names):
-    from f8a_jobs.schedules import crontab_weekdays
+    from f8a_jobs.calendars import DAY_NAMES, parse_crontab
 
-    assert crontab_weekdays(field) == names
+    weekdays = parse_crontab(f"0 0 * * {field}").weekdays
+    assert " ".join(DAY_NAMES[day] for day in sorted(weekdays)) == names
 
 
 @pytest.mark.parametrize("cron", ["0 0 * * 8", "0 0 * * 5-1", "0 0 * * x", "0 0 * * 1/0"])

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from f8a_jobs.errors import InvalidInput
+from f8a_jobs.errors import InvalidInput, refuse_unknown
 
 FILTER_KEY = "$filter"
 QUERY_KEYS = (
@@ -119,11 +119,7 @@ def parse(query: Any, path: str = FILTER_KEY, depth: int = 1) -> Query:
         raise InvalidInput(path, f"sub-queries are nested more than {MAX_DEPTH} levels deep")
     if not isinstance(query, dict):
         raise InvalidInput(path, f"expected an object with at least 'table', got {_kind(query)}")
-    unknown = sorted(set(query) - set(QUERY_KEYS))
-    if unknown:
-        raise InvalidInput(
-            f"{path}.{unknown[0]}", f"unknown key; expected some of {', '.join(QUERY_KEYS)}"
-        )
+    refuse_unknown(query, QUERY_KEYS, path, "key")
     if "table" not in query:
         raise InvalidInput(f"{path}.table", "required: the table to read")
     table, alias = _table(query["table"], f"{path}.table")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 #: Arguments the service fills in for each run when ``execute`` names them; never in kwargs.
-CONTEXT_ARGUMENTS = ("run_id", "scheduled_for", "task_name", "part_num", "num_parts")
+CONTEXT_ARGUMENTS = ("run_id", "scheduled_for", "rundate", "task_name", "part_num", "num_parts")
 
 
 class BaseHandler:
@@ -34,7 +34,8 @@ class BaseHandler:
     Jobs are validated against ``execute``'s signature and type hints when they are created, so
     a job that cannot run is refused then, not at its first run. Override ``validate`` for
     checks that the signature cannot express (call ``super().validate`` first). ``execute`` may
-    also name ``run_id`` and ``scheduled_for`` to get them; what it returns (JSON) is stored
+    also name ``run_id``, ``scheduled_for`` and ``rundate`` (the slot's local date,
+    ``YYYY-MM-DD``) to get them; what it returns (JSON) is stored
     with the run.
     """
 

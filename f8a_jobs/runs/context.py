@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from f8a_jobs.flows.outbox import Flow, flow_row
+from f8a_jobs.jobs import schedule_of_run
 from f8a_jobs.runs import lifecycle
 from f8a_jobs.runs.lifecycle import ClaimedRun, Outcome
-from f8a_jobs.schedules import utcnow
+from f8a_jobs.schedules import rundate, utcnow
 from f8a_jobs.storage.bulk import insert_rows
 from f8a_jobs.storage.tables import flow_outbox
 
@@ -42,6 +43,11 @@ class RunContext:
     @property
     def scheduled_for(self) -> datetime:
         return self.run.scheduled_for
+
+    @property
+    def rundate(self) -> str:
+        """Read only when a handler asks for it: it costs a query."""
+        return rundate(schedule_of_run(self.engine, self.run.run_id), self.run.scheduled_for)
 
     @property
     def spilled(self) -> bool:

@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 from f8a_jobs.flows.outbox import flow_row
 from f8a_jobs.handlers.base import BaseHandler
 from f8a_jobs.handlers.registry import get_handler
+from f8a_jobs.jobs import schedule_of_run
 from f8a_jobs.json_values import result_json
-from f8a_jobs.schedules import utcnow
+from f8a_jobs.schedules import rundate, utcnow
 from f8a_jobs.workflows import FAILED, SATISFIED, SUCCEEDED
 from f8a_jobs.workflows.engine import Start, TryOutcome
 
@@ -34,8 +35,9 @@ class CheckFailed(Exception):
 class TaskContext:
     """What a task's handler may ask for: Datatailr's reserved arguments, and flows."""
 
-    def __init__(self, start: Start) -> None:
+    def __init__(self, start: Start, engine: Engine) -> None:
         self.start = start
+        self.engine = engine
         self.flows: list[dict[str, Any]] = []
 
     @property
@@ -45,6 +47,11 @@ class TaskContext:
     @property
     def scheduled_for(self) -> datetime:
         return self.start.scheduled_for
+
+    @property
+    def rundate(self) -> str:
+        """The workflow run's rundate (its job's schedule), read only when asked for."""
+        return rundate(schedule_of_run(self.engine, self.start.run_id), self.start.scheduled_for)
 
     @property
     def task_name(self) -> str:
@@ -75,9 +82,9 @@ def flow_key(start: Start) -> str:
     return digest.hexdigest()
 
 
-def execute_try(start: Start, engine: Engine | None, max_result_bytes: int) -> TryOutcome:
+def execute_try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
     started = utcnow()
-    context = TaskContext(start)
+    context = TaskContext(start, engine)
     executed = False
     try:
         handler_class = get_handler(start.handler)

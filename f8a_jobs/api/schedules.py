@@ -1,0 +1,33 @@
+"""Fire times people check before they trust a schedule: a job's next runs, and a preview of
+a schedule not saved yet."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from f8a_jobs import jobs
+from f8a_jobs.api.context import Response, engine, reply
+from f8a_jobs.calendars import describe_slots
+from f8a_jobs.schedules import next_fire_times, parse_schedule, schedule_zone, utcnow
+
+WORDS = ("when", "periodically", "cron", "calendar", "timezone")
+
+
+def get_next_runs(job_id: str, count: int = 10) -> Response:
+    spec, next_run, has_run = jobs.get_schedule(engine(), job_id)
+    if spec["type"] == "date" and has_run:
+        return reply(_next_runs(spec, []))
+    start = next_run or utcnow()  # a running job's next run is the scheduler's own
+    return reply(_next_runs(spec, next_fire_times(spec, start, count)))
+
+
+def post_preview(body: dict[str, Any], count: int = 10) -> Response:
+    now = utcnow()
+    spec = parse_schedule(now=now, **{word: body.get(word) for word in WORDS})
+    return reply(_next_runs(spec, next_fire_times(spec, now, count)))
+
+
+def _next_runs(spec: dict[str, Any], instants: list[datetime]) -> dict[str, Any]:
+    zone = schedule_zone(spec)
+    return {"timezone": str(zone), "next_runs": describe_slots(instants, zone)}
