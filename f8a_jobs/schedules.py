@@ -149,12 +149,20 @@ def _spec(kind: str, **fields: Any) -> dict[str, Any]:
 
 def build_trigger(spec: dict[str, Any]) -> BaseTrigger:
     """The APScheduler trigger for a stored spec (cached: triggers are immutable)."""
-    return _cached_trigger(json.dumps(spec, sort_keys=True))
+    return _cached_trigger(tuple(sorted((name, _hashable(value)) for name, value in spec.items())))
+
+
+def _hashable(value: Any) -> Any:
+    """A spec's value as part of a cache key: scalars as they are (the hot path), an object
+    (a calendar) as its JSON text."""
+    return ("json", json.dumps(value, sort_keys=True)) if isinstance(value, dict) else value
 
 
 @functools.lru_cache(maxsize=100_000)
-def _cached_trigger(key: str) -> BaseTrigger:
-    spec = json.loads(key)
+def _cached_trigger(items: tuple[tuple[str, Any], ...]) -> BaseTrigger:
+    spec = {
+        name: json.loads(value[1]) if isinstance(value, tuple) else value for name, value in items
+    }
     if spec.get("version") != SPEC_VERSION:
         raise ValueError(f"schedule spec version {spec.get('version')!r} is not {SPEC_VERSION}")
     kind = spec["type"]
