@@ -60,6 +60,16 @@ class RunConflict(F8aJobsError):
         super().__init__(f"run_id: {run_id}: {problem}", "run_id")
 
 
+class StaleRevision(F8aJobsError):
+    status = 409
+
+    def __init__(self, job_id: str, expected: int, current: int) -> None:
+        super().__init__(
+            f"revision: job {job_id!r} is at revision {current}, not {expected}: read it again",
+            "revision",
+        )
+
+
 class JobInUse(F8aJobsError):
     status = 409
 

@@ -6,18 +6,19 @@ scheduler: the leader hears about changes through ``wakeups`` and reads the rows
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs import wakeups
-from f8a_jobs.errors import DuplicateJob, InvalidInput, JobInUse, JobNotFound
+from f8a_jobs.errors import DuplicateJob, InvalidInput, JobInUse, JobNotFound, StaleRevision
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.runs import lifecycle
@@ -277,6 +278,94 @@ def set_job_state(engine: Engine, job_id: str, state: str) -> dict[str, Any]:
     return job_json({**job, **values})
 
 
+SCHEDULE_WORDS = ("periodically", "cron", "calendar")
+TOUCHES_SCHEDULE = ("when", "timezone", *SCHEDULE_WORDS)
+
+
+def patch_job(
+    engine: Engine, job_id: str, patch: Any, expected_revision: int | None = None
+) -> dict[str, Any]:
+    """Change any fields of a job, validated as at creation; with ``expected_revision`` (or a
+    ``revision`` field) only if nobody changed the job since. The next run is recomputed when
+    the schedule or the state changes; a scheduler pass that read the old revision does not
+    overwrite the edit (its writes are guarded by the revision)."""
+    if not isinstance(patch, Mapping):
+        raise InvalidInput("body", f"expected an object, got {type(patch).__name__}")
+    changes = {key: value for key, value in patch.items() if key != "revision"}
+    expected = _revision(patch.get("revision", expected_revision))
+    if changes.get("job_id", job_id) != job_id:
+        raise InvalidInput("job_id", "a job's id cannot change")
+    now = utcnow()
+    with wakeups.changing(engine, wakeups.JOBS) as connection:
+        row = connection.execute(
+            select(jobs).where(jobs.c.job_id == job_id).with_for_update()
+        ).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        stored = dict(row._mapping)
+        if expected is not None and expected != stored["revision"]:
+            raise StaleRevision(job_id, expected, stored["revision"])
+        job = parse_job(_merged(stored, changes), now, source=stored["source"])
+        rescheduled = any(key in changes for key in TOUCHES_SCHEDULE)
+        if not rescheduled:
+            job = dataclasses.replace(job, schedule=stored["schedule"])
+        check_jobs_inside(connection, job)
+        values = {
+            **job.row(now),
+            "next_run_time": _next_after_patch(stored, job, rescheduled, now),
+            "source_hash": stored["source_hash"],
+            "revision": stored["revision"] + 1,
+        }
+        connection.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
+    return job_json({**stored, **values})
+
+
+def _revision(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip().strip('"').removeprefix("W/").strip('"')
+    if isinstance(value, bool) or not text.isdigit():
+        raise InvalidInput("revision", f"expected the job's revision number, got {value!r}")
+    return int(text)
+
+
+def _merged(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The job as the API would create it, with ``changes`` applied. Giving one schedule word
+    replaces the others; giving ``tasks`` replaces the handler, and the other way round; a
+    null removes a field."""
+    base = {key: value for key, value in job_json(stored).items() if key in JOB_KEYS}
+    base = {key: value for key, value in base.items() if value is not None}
+    if "tasks" in base:
+        base.pop("kwargs", None)  # a workflow's kwargs are its tasks'
+    if not any(key in changes for key in TOUCHES_SCHEDULE):  # the stored schedule stays
+        base = {key: value for key, value in base.items() if key not in TOUCHES_SCHEDULE}
+    if any(word in changes for word in SCHEDULE_WORDS):
+        base = {key: value for key, value in base.items() if key not in SCHEDULE_WORDS}
+    if any(key in changes for key in TOUCHES_SCHEDULE) and "when" not in changes:
+        base.pop("when", None)  # a new schedule starts now, not at the old start
+    if "tasks" in changes:
+        base = {key: value for key, value in base.items() if key not in ("handler", "kwargs")}
+    if "handler" in changes:
+        base = {key: value for key, value in base.items() if key not in WORKFLOW_KEYS}
+        base.setdefault("kwargs", {})
+    if base.get("calendar") and "timezone" in base and "timezone" not in changes:
+        base.pop("timezone")  # the calendar names its own zone
+    merged = {**base, **changes}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def _next_after_patch(
+    stored: Mapping[str, Any], job: JobDefinition, rescheduled: bool, now: datetime
+) -> datetime | None:
+    if job.state == "paused":
+        return None
+    if rescheduled:
+        return first_run_time(job.schedule)
+    if stored["state"] == "paused":
+        return next_run_time(job.schedule, now, stored["last_run"] is not None)
+    return cast(datetime | None, stored["next_run_time"])
+
+
 def delete_job(engine: Engine, job_id: str) -> None:
     """Delete a job and its runs, queued ones included; a run still going ends unrecorded and
     its flows are dropped. Flows its earlier runs dispatched stay in the outbox."""
@@ -303,6 +392,7 @@ def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
         "next_run_time": _iso(job["next_run_time"]),
         "last_run": _iso(job.get("last_run")),
         "source": job["source"],
+        "revision": job.get("revision"),
     }
 
 

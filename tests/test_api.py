@@ -353,3 +353,55 @@ def test_a_handler_gets_the_rundate_in_the_calendars_zone_with_its_offset(client
     slot = datetime.fromisoformat(run["result"]["scheduled_for"])
     expected = slot.astimezone(ZoneInfo("Pacific/Auckland")).date() - timedelta(days=1)
     assert run["result"]["rundate"] == expected.isoformat()
+
+
+def test_patch_changes_fields_revalidates_and_reschedules(client):
+    created = client.post("/jobs", json={"job_id": "edit", "handler": "Noop", "periodically": "1 hour"}).json()["job"]
+    patched = client.patch("/jobs/edit", json={"cron": "0 3 * * *", "timezone": "Europe/Paris"})
+    assert patched.status_code == 200, patched.text
+    job = patched.json()["job"]
+    assert job["cron"] == "0 3 * * *" and job["periodically"] is None and job["timezone"] == "Europe/Paris"
+    assert job["revision"] == created["revision"] + 1
+    assert datetime.fromisoformat(job["next_run_time"]).astimezone(ZoneInfo("Europe/Paris")).hour == 3
+    assert client.get("/jobs/edit").json()["job"] == job
+    kept = client.patch("/jobs/edit", json={"misfire_grace_time": "5 minutes"}).json()["job"]
+    assert kept["next_run_time"] == job["next_run_time"] and kept["misfire_grace_time"] == 300
+
+
+def test_patch_with_a_stale_revision_is_409_and_changes_nothing(client):
+    job = client.post("/jobs", json={"job_id": "guarded", "handler": "Noop", "periodically": "1 hour"}).json()["job"]
+    fresh = client.patch("/jobs/guarded", json={"periodically": "2 hours"}, headers={"If-Match": str(job["revision"])})
+    assert fresh.status_code == 200, fresh.text
+    stale = client.patch("/jobs/guarded", json={"periodically": "3 hours", "revision": job["revision"]})
+    assert_problem(stale, 409, "revision")
+    assert client.get("/jobs/guarded").json()["job"]["periodically"] == "2 hours"
+
+
+def test_patch_can_turn_a_handler_job_into_a_workflow_and_pause_it(client):
+    client.post("/jobs", json={"job_id": "grow", "handler": "Noop", "periodically": "1 hour"})
+    tasks = [{"name": "a", "handler": "Noop"}, {"name": "b", "handler": "Noop", "depends_on": ["a"]}]
+    job = client.patch("/jobs/grow", json={"tasks": tasks, "state": "paused"}).json()["job"]
+    assert job["handler"] is None and [t["name"] for t in job["tasks"]] == ["a", "b"]
+    assert job["state"] == "paused" and job["next_run_time"] is None
+    back = client.patch("/jobs/grow", json={"state": "running", "max_concurrent": 1}).json()["job"]
+    assert back["next_run_time"] is not None and back["max_concurrent"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"cron": "61 * * * *"}, 400, "cron"),
+        ({"job_id": "other"}, 400, "job_id"),
+        ({"handler": "Nope"}, 400, "handler"),
+        ({"revision": "x"}, 400, "body.revision"),
+        ({"tasks": [{"name": "a", "depends_on": ["a"]}]}, 400, "tasks[0].depends_on[0]"),
+    ],
+)
+def test_bad_patches_name_the_field(client, body, status, field):
+    client.post("/jobs", json={"job_id": "target", "handler": "Noop", "periodically": "1 hour"})
+    assert_problem(client.patch("/jobs/target", json=body), status, field)
+    assert client.get("/jobs/target").json()["job"]["revision"] == 1
+
+
+def test_patch_of_an_unknown_job_is_404(client):
+    assert client.patch("/jobs/nope", json={"state": "paused"}).status_code == 404

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import connexion
+
 from f8a_jobs import jobs
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.errors import InvalidInput
@@ -55,6 +57,12 @@ def get_job(job_id: str) -> Response:
 
 def put_job(job_id: str, state: str) -> Response:
     return reply({"job": jobs.set_job_state(engine(), job_id, state)})
+
+
+def patch_job(job_id: str, body: dict[str, Any]) -> Response:
+    """Change fields of a job; ``If-Match: <revision>`` (or a ``revision`` field) guards it."""
+    if_match = connexion.request.headers.get("if-match")
+    return reply({"job": jobs.patch_job(engine(), job_id, body, if_match)})
 
 
 def delete_job(job_id: str) -> Response:
