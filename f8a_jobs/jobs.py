@@ -252,17 +252,20 @@ def list_jobs(
     return [job_json(row._mapping) for row in rows], total
 
 
+def _locked_job(connection: Connection, job_id: str) -> dict[str, Any]:
+    """A job's row, locked until the transaction ends (a 404 if there is none)."""
+    row = connection.execute(select(jobs).where(jobs.c.job_id == job_id).with_for_update()).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return dict(row._mapping)
+
+
 def set_job_state(engine: Engine, job_id: str, state: str) -> dict[str, Any]:
     """Pause (no next run) or resume (next run from the schedule, from now on) a job."""
     state = parse_state(state)
     now = utcnow()
     with wakeups.changing(engine, wakeups.JOBS) as connection:
-        row = connection.execute(
-            select(jobs).where(jobs.c.job_id == job_id).with_for_update()
-        ).first()
-        if row is None:
-            raise JobNotFound(job_id)
-        job = row._mapping
+        job = _locked_job(connection, job_id)
         upcoming = (
             next_run_time(job["schedule"], now, job["last_run"] is not None)
             if state == "running"
@@ -297,12 +300,7 @@ def patch_job(
         raise InvalidInput("job_id", "a job's id cannot change")
     now = utcnow()
     with wakeups.changing(engine, wakeups.JOBS) as connection:
-        row = connection.execute(
-            select(jobs).where(jobs.c.job_id == job_id).with_for_update()
-        ).first()
-        if row is None:
-            raise JobNotFound(job_id)
-        stored = dict(row._mapping)
+        stored = _locked_job(connection, job_id)
         if expected is not None and expected != stored["revision"]:
             raise StaleRevision(job_id, expected, stored["revision"])
         job = parse_job(_merged(stored, changes), now, source=stored["source"])
