@@ -22,6 +22,7 @@ from f8a_jobs.errors import DuplicateJob, InvalidInput, JobInUse, JobNotFound, S
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.runs import lifecycle
+from f8a_jobs.runs.policy import POLICY_KEYS, RETRY_KEYS, parse_policy
 from f8a_jobs.schedules import (
     describe,
     first_run_time,
@@ -46,7 +47,8 @@ SCHEDULE_KEYS = (
     "state",
 )
 WORKFLOW_KEYS = ("tasks", "max_concurrent", "timeout")
-JOB_KEYS = ("job_id", "handler", "kwargs", *WORKFLOW_KEYS, *SCHEDULE_KEYS)
+POLICY_ONLY_KEYS = tuple(key for key in POLICY_KEYS if key not in WORKFLOW_KEYS)
+JOB_KEYS = ("job_id", "handler", "kwargs", *WORKFLOW_KEYS, *POLICY_ONLY_KEYS, *SCHEDULE_KEYS)
 JOB_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 
 
@@ -63,6 +65,7 @@ class JobDefinition:
     source: str = "api"
     source_hash: str | None = None
     workflow: dict[str, Any] | None = None  # a workflow's tasks (then handler is "")
+    policy: dict[str, Any] | None = None  # tries, delays, timeout, pause_on_failure
 
     def row(self, now: datetime) -> dict[str, Any]:
         running = self.state == "running"
@@ -71,6 +74,7 @@ class JobDefinition:
             "handler": self.handler,
             "kwargs": self.kwargs,
             "workflow": self.workflow,
+            "policy": self.policy,
             "schedule": self.schedule,
             "state": self.state,
             "misfire_grace_time": self.misfire_grace_time,
@@ -113,6 +117,7 @@ def parse_job(
         ),
         source=source,
         workflow=workflow,
+        policy=parse_policy(data, workflow is not None),
     )
 
 
@@ -124,9 +129,8 @@ def _work(data: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any] 
                 raise InvalidInput(key, "a job has either 'tasks' or 'handler' and 'kwargs'")
         spec = parse_workflow(data["tasks"], data.get("max_concurrent"), data.get("timeout"))
         return "", {}, spec.json()
-    for key in ("max_concurrent", "timeout"):
-        if key in data:
-            raise InvalidInput(key, "applies to a workflow: a job with 'tasks'")
+    if "max_concurrent" in data:
+        raise InvalidInput("max_concurrent", "applies to a workflow: a job with 'tasks'")
     handler = data.get("handler")
     if not isinstance(handler, str) or not handler:
         raise InvalidInput("handler", "required: the name of a registered handler (or 'tasks')")
@@ -342,7 +346,8 @@ def _merged(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, 
     if any(key in changes for key in TOUCHES_SCHEDULE) and "when" not in changes:
         base.pop("when", None)  # a new schedule starts now, not at the old start
     if "tasks" in changes:
-        base = {key: value for key, value in base.items() if key not in ("handler", "kwargs")}
+        dropped = ("handler", "kwargs", *RETRY_KEYS)
+        base = {key: value for key, value in base.items() if key not in dropped}
     if "handler" in changes:
         base = {key: value for key, value in base.items() if key not in WORKFLOW_KEYS}
         base.setdefault("kwargs", {})
@@ -384,6 +389,7 @@ def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
         "handler": job["handler"] or None,
         "kwargs": job["kwargs"],
         **(workflow or {}),
+        **(job.get("policy") or {}),
         "state": job["state"],
         **describe(job["schedule"]),
         "misfire_grace_time": job["misfire_grace_time"],

@@ -14,18 +14,21 @@ when it has recorded them started: tasks and plain runs share the threads.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from f8a_jobs.executors.base import execute_run
+from f8a_jobs.executors.base import execute_run, failed
 from f8a_jobs.runs import lifecycle
-from f8a_jobs.runs.lifecycle import ClaimedRun, LostLeadership
+from f8a_jobs.runs.lifecycle import ClaimedRun, LostLeadership, Outcome
+from f8a_jobs.runs.policy import RunPolicy
 from f8a_jobs.runs.writer import RunWriter
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
@@ -61,7 +64,7 @@ class ThreadExecutor:
         self.idle_wait = settings.leader_poll_interval
         self.heartbeat_every = settings.run_lease / 4
         self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="f8a-jobs-run")
-        self._in_flight: set[str] = set()
+        self._in_flight: set[tuple[str, int]] = set()  # (run, try) of runs in flight
         self._tasks: set[tuple[str, str, int]] = set()  # (run, task, part) of tries in flight
         self.workflows: WorkflowRunner | None = None
         self._changed = threading.Condition()
@@ -70,6 +73,9 @@ class ThreadExecutor:
         self._stopped = threading.Event()
         self._last_heartbeat = time.monotonic()
         self._mean_duration = HORIZON  # until runs are measured: one run per thread
+        self._retries: list[float] = []  # when retries fall due (monotonic): claim then
+        self._deadlines: dict[tuple[str, int], tuple[float, ClaimedRun]] = {}  # with a timeout
+        self._timed_out: set[tuple[str, int]] = set()  # their late outcomes are dropped
         self._thread = threading.Thread(target=self._loop, name="f8a-jobs-claimer", daemon=True)
 
     @property
@@ -85,9 +91,10 @@ class ThreadExecutor:
 
     def _loop(self) -> None:
         while not self._stopped.is_set():
-            self._wake.wait(min(self.idle_wait, self.heartbeat_every))
+            self._wake.wait(self._wait_time())
             self._wake.clear()
             try:
+                self._expire()
                 if time.monotonic() - self._last_heartbeat >= self.heartbeat_every:
                     self.heartbeat()
                 if self._claiming:
@@ -99,6 +106,39 @@ class ThreadExecutor:
             except Exception as error:
                 log.warning("claiming runs failed (%s); retrying", error)
                 self._stopped.wait(1.0)
+
+    def _wait_time(self) -> float:
+        """Until the next poll, heartbeat, retry or timeout, whichever comes first."""
+        now = time.monotonic()
+        with self._changed:
+            while self._retries and self._retries[0] <= now:
+                heapq.heappop(self._retries)
+            moments = [*self._retries[:1], *(due for due, _ in self._deadlines.values())]
+        return max(0.0, min([self.idle_wait, self.heartbeat_every, *(m - now for m in moments)]))
+
+    def wake_at(self, moment: datetime) -> None:
+        """Claim again at ``moment`` (a retry falls due then)."""
+        with self._changed:
+            heapq.heappush(self._retries, time.monotonic() + (moment - utcnow()).total_seconds())
+        self.wakeup()
+
+    def _expire(self) -> None:
+        """Runs past their job's timeout fail now (their threads finish in their own time)."""
+        now = time.monotonic()
+        with self._changed:
+            expired = [run for due, run in self._deadlines.values() if due <= now]
+            for run in expired:
+                del self._deadlines[run.run_id, run.tries]
+                self._timed_out.add((run.run_id, run.tries))
+        for run in expired:
+            limit = RunPolicy.of(run.policy).timeout or 0
+            error = TimeoutError(f"the run ran longer than the job's timeout of {limit:g} s")
+            self._record(failed(run, error, utcnow(), "timed out: "))
+
+    def _record(self, outcome: Outcome) -> None:
+        self.writer.add(outcome)
+        if outcome.retry_at is not None:
+            self.wake_at(outcome.retry_at)
 
     def ahead(self) -> int:
         """How many runs to hold claimed: what the threads start within ``HORIZON``."""
@@ -130,7 +170,7 @@ class ThreadExecutor:
                 if run.workflow is not None or run.resumed:
                     self.workflows.start_run(run)
         with self._changed:
-            self._in_flight.update(run.run_id for run in plain)
+            self._in_flight.update((run.run_id, run.tries) for run in plain)
         for run in plain:
             self._pool.submit(self._run, run)
 
@@ -169,16 +209,29 @@ class ThreadExecutor:
 
     def _run(self, run: ClaimedRun) -> None:
         started = time.perf_counter()
+        timeout = RunPolicy.of(run.policy).timeout
+        if timeout:
+            with self._changed:
+                self._deadlines[run.run_id, run.tries] = (time.monotonic() + timeout, run)
+            self.wakeup()
         try:
             outcome = execute_run(run, self.engine, self.max_result_bytes)
             self._mean_duration += 0.2 * (time.perf_counter() - started - self._mean_duration)
-            if outcome is not None:
-                self.writer.add(outcome)
+            with self._changed:
+                self._deadlines.pop((run.run_id, run.tries), None)
+                late = (run.run_id, run.tries) in self._timed_out
+                self._timed_out.discard((run.run_id, run.tries))
+            if late:
+                log.warning(
+                    "run %s of job %s ended after its timeout: ignored", run.run_id, run.job_id
+                )
+            elif outcome is not None:
+                self._record(outcome)
         except Exception:  # execute_run handles the handler's errors; this is ours
             log.exception("run %s of job %s could not be completed", run.run_id, run.job_id)
         finally:
             with self._changed:
-                self._in_flight.discard(run.run_id)
+                self._in_flight.discard((run.run_id, run.tries))
                 self._changed.notify_all()
                 low = len(self._in_flight) <= self.ahead() // 2
             if low:
@@ -188,7 +241,7 @@ class ThreadExecutor:
 
     def heartbeat(self) -> None:
         with self._changed:
-            in_flight = list(self._in_flight)
+            in_flight = [run_id for run_id, _ in self._in_flight]
             tasks = list(self._tasks)
         self._last_heartbeat = time.monotonic()
         if in_flight or tasks:

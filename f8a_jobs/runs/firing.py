@@ -45,18 +45,22 @@ class FireBatch:
         self.taker = taker
         self.on_lost = on_lost
         self._lock = threading.Lock()
-        self._jobs: dict[str, tuple[str, dict[str, Any]]] = {}  # what the pass read
+        self._jobs: dict[str, tuple[str, dict[str, Any], dict[str, Any] | None]] = {}
         self._fires: dict[str, Fire] = {}
         self._advances: dict[str, dict[str, Any]] = {}
 
-    def read(self, job_id: str, handler: str, kwargs: dict[str, Any]) -> None:
+    def read(
+        self, job_id: str, handler: str, kwargs: dict[str, Any], policy: dict[str, Any] | None
+    ) -> None:
         """The store read this job in this pass: what its run needs, if it falls due."""
-        self._jobs[job_id] = (handler, kwargs)
+        self._jobs[job_id] = (handler, kwargs, policy)
 
     def fire(self, job_id: str, run_times: list[datetime], grace_seconds: int) -> None:
-        handler, kwargs = self._jobs.get(job_id, ("", {}))
+        handler, kwargs, policy = self._jobs.get(job_id, ("", {}, None))
         with self._lock:
-            self._fires[job_id] = Fire(job_id, tuple(run_times), grace_seconds, handler, kwargs)
+            self._fires[job_id] = Fire(
+                job_id, tuple(run_times), grace_seconds, handler, kwargs, policy
+            )
 
     def advance(self, job_id: str, revision: int, next_run_time: datetime | None) -> None:
         with self._lock:

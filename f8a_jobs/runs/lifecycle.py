@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from f8a_jobs.json_values import storable_text
 from f8a_jobs.runs import (
@@ -31,6 +31,7 @@ from f8a_jobs.runs import (
     SCHEDULE,
     new_run_id,
 )
+from f8a_jobs.runs.policy import PAUSED_NOTE, RunPolicy
 from f8a_jobs.storage.bulk import among, insert_rows, update_rows
 from f8a_jobs.storage.tables import flow_outbox, job_runs, jobs, leadership, run_tasks
 
@@ -100,6 +101,7 @@ class Fire:
     grace_seconds: int
     handler: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,12 @@ def _claim_at_once(
             break
         if row["status"] == QUEUED and fires[row["job_id"]].handler:
             row.update(
-                status=RUNNING, epoch=epoch, owner=claimant.owner, started_at=now, heartbeat_at=now
+                status=RUNNING,
+                epoch=epoch,
+                owner=claimant.owner,
+                started_at=now,
+                heartbeat_at=now,
+                tries=1,
             )
             item = fires[row["job_id"]]
             claimed.append(
@@ -179,6 +186,7 @@ def _claim_at_once(
                     item.kwargs,
                     epoch,
                     claimant.owner,
+                    policy=item.policy,
                 )
             )
     return claimed
@@ -246,6 +254,8 @@ class ClaimedRun:
     owner: str
     workflow: dict[str, Any] | None = None  # a workflow job's tasks: the runner runs it
     resumed: bool = False  # a workflow run queued again (retried): its graph is stored
+    policy: dict[str, Any] | None = None  # tries, delays, timeout (runs/policy.py)
+    tries: int = 1  # this try's number
 
 
 def claim(
@@ -268,10 +278,13 @@ def claim(
             jobs.c.workflow,
             jobs.c.state,
             jobs.c.misfire_grace_time,
+            jobs.c.policy,
+            job_runs.c.tries,
             job_runs.c.graph.is_not(None).label("resumed"),
         )
         .select_from(job_runs.outerjoin(jobs, jobs.c.job_id == job_runs.c.job_id))
         .where(job_runs.c.status == QUEUED)
+        .where(or_(job_runs.c.not_before.is_(None), job_runs.c.not_before <= now))
         .order_by(job_runs.c.scheduled_for)
         .limit(limit)
     )
@@ -298,7 +311,15 @@ def claim(
                 among(connection, job_runs.c.run_id, [row.run_id for row in starting]),
                 job_runs.c.status == QUEUED,
             )
-            .values(status=RUNNING, epoch=epoch, owner=owner, started_at=now, heartbeat_at=now)
+            .values(
+                status=RUNNING,
+                epoch=epoch,
+                owner=owner,
+                started_at=now,
+                heartbeat_at=now,
+                tries=func.coalesce(job_runs.c.tries, 0) + 1,
+                not_before=None,
+            )
             .returning(job_runs.c.run_id)
         ).scalars()
     )
@@ -313,6 +334,8 @@ def claim(
             owner,
             row.workflow,
             bool(row.resumed),
+            row.policy,
+            (row.tries or 0) + 1,
         )
         for row in starting
         if row.run_id in started
@@ -324,6 +347,8 @@ def _not_startable(row: Any, now: datetime) -> str | None:
         return None
     if row.state == "paused":
         return "the job was paused before the run started"
+    if row.tries:  # a retry is late on purpose
+        return None
     late = now - row.scheduled_for
     if late > timedelta(seconds=row.misfire_grace_time):
         return (
@@ -394,17 +419,42 @@ class Outcome:
     traceback: str | None = None
     flows: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def retry_at(self) -> datetime | None:
+        """When the next try starts, for a failed try with tries left."""
+        if self.status != FAILED:
+            return None
+        return RunPolicy.of(self.run.policy).retry_at(self.run.tries, self.finished_at)
+
+    @property
+    def pauses_job(self) -> bool:
+        return (
+            self.status == FAILED
+            and self.retry_at is None
+            and RunPolicy.of(self.run.policy).pause_on_failure
+        )
+
     def row(self) -> dict[str, Any]:
         failed = self.status == FAILED
+        retry_at = self.retry_at
+        error = self.error
+        if retry_at is not None:
+            error = (
+                f"try {self.run.tries} failed, the next starts at {retry_at.isoformat()}: {error}"
+            )
+        elif self.pauses_job:
+            error = f"{error}{PAUSED_NOTE}"
         return {
             "run_id": self.run.run_id,
             "owner": self.run.owner,
             "epoch": self.run.epoch,
-            "status": self.status,
+            "tries": self.run.tries,
+            "status": QUEUED if retry_at is not None else self.status,
+            "not_before": retry_at,
             "started_at": self.started_at,
-            "finished_at": self.finished_at,
+            "finished_at": None if retry_at is not None else self.finished_at,
             "result": self.result,
-            "error": storable_text(self.error, ERROR_LIMIT),
+            "error": storable_text(error, ERROR_LIMIT),
             "traceback": storable_text(self.traceback, TRACEBACK_LIMIT),
             "handler": self.run.handler if failed else None,
             "kwargs": self.run.kwargs if failed else None,
@@ -423,17 +473,31 @@ def finish(connection: Connection, outcomes: list[Outcome], tolerant: bool = Fal
         update_rows(
             connection,
             job_runs,
-            ("run_id", "owner", "epoch"),
+            ("run_id", "owner", "epoch", "tries"),
             rows,
             guards={"status": RUNNING},
             returning="run_id",
         )
+    )
+    pause_jobs(
+        connection,
+        [o.run.job_id for o in outcomes if o.run.run_id in recorded and o.pauses_job],
     )
     flows = [
         flow for outcome in outcomes if outcome.run.run_id in recorded for flow in outcome.flows
     ]
     insert_rows(connection, flow_outbox, flows, skip_conflicts=tolerant)
     return recorded
+
+
+def pause_jobs(connection: Connection, job_ids: list[str]) -> None:
+    """Pause jobs whose run failed after its last try (``pause_on_failure``)."""
+    if job_ids:
+        connection.execute(
+            update(jobs)
+            .where(among(connection, jobs.c.job_id, job_ids))
+            .values(state="paused", next_run_time=None, revision=jobs.c.revision + 1)
+        )
 
 
 # --- workflow runs ---------------------------------------------------------------------------
@@ -486,13 +550,32 @@ def workflow_rows(connection: Connection, run_ids: list[str]) -> Sequence[Any]:
 def finish_workflows(connection: Connection, epoch: int, rows: list[dict[str, Any]]) -> None:
     """Record the end of workflow runs this term runs (``run_id``, ``status``, ``error``,
     ``result``, ``finished_at``)."""
-    update_rows(
+    pausing = _pausing_jobs(connection, [row["run_id"] for row in rows if row["status"] == FAILED])
+    for row in rows:
+        if row["run_id"] in pausing:
+            row["error"] = f"{row['error']}{PAUSED_NOTE}"
+    recorded = update_rows(
         connection,
         job_runs,
         ("run_id",),
         [{**row, "error": storable_text(row["error"], ERROR_LIMIT)} for row in rows],
         guards={"status": RUNNING, "epoch": epoch},
+        returning="run_id",
     )
+    pause_jobs(connection, sorted({pausing[run_id] for run_id in recorded if run_id in pausing}))
+
+
+def _pausing_jobs(connection: Connection, run_ids: list[str]) -> dict[str, str]:
+    """Of these failed runs, those whose job pauses on failure: run id -> job id."""
+    if not run_ids:
+        return {}
+    query = (
+        select(job_runs.c.run_id, job_runs.c.job_id)
+        .join(jobs, jobs.c.job_id == job_runs.c.job_id)
+        .where(among(connection, job_runs.c.run_id, run_ids))
+        .where(jobs.c.policy["pause_on_failure"].as_boolean().is_(True))
+    )
+    return {row.run_id: row.job_id for row in connection.execute(query)}
 
 
 def cancel_requested(connection: Connection, run_ids: list[str]) -> list[str]:

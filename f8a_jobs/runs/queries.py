@@ -85,6 +85,8 @@ def run_json(run: Mapping[Any, Any]) -> dict[str, Any]:
         "missed_count": run.get("missed_count"),
         "epoch": run.get("epoch"),
         "owner": run.get("owner"),
+        "tries": run.get("tries"),
+        "not_before": _iso(run.get("not_before")),
     }
 
 

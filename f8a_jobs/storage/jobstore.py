@@ -22,11 +22,12 @@ from f8a_jobs.schedules import build_trigger, utcnow
 from f8a_jobs.storage.tables import jobs
 
 RETRY_SECONDS = 1.0
-#: What the store reads of a job (handler and kwargs: a due run may start at once).
+#: What the store reads of a job (handler, kwargs, policy: a due run may start at once).
 COLUMNS = (
     jobs.c.job_id,
     jobs.c.handler,
     jobs.c.kwargs,
+    jobs.c.policy,
     jobs.c.schedule,
     jobs.c.misfire_grace_time,
     jobs.c.next_run_time,
@@ -78,7 +79,7 @@ class JobRowStore(BaseJobStore):
         job._scheduler = self._scheduler
         job._jobstore_alias = self._alias
         self._revisions[row.job_id] = row.revision
-        self.batch.read(row.job_id, row.handler, row.kwargs)
+        self.batch.read(row.job_id, row.handler, row.kwargs, row.policy)
         return job
 
     def lookup_job(self, job_id: str) -> Job | None:

@@ -69,6 +69,7 @@ jobs = Table(
     Column(
         "workflow", NullableJson, nullable=True
     ),  # tasks, max_concurrent, timeout (workflows/spec.py)
+    Column("policy", NullableJson, nullable=True),  # tries, delays, timeout… (runs/policy.py)
     Column("schedule", Json, nullable=False),  # versioned trigger spec, see schedules.py
     Column("state", String(16), nullable=False),
     Column("misfire_grace_time", Integer, nullable=False),
@@ -106,6 +107,8 @@ job_runs = Table(
         "graph", NullableJson, nullable=True
     ),  # a workflow run's expanded tasks, fixed at its start
     Column("cancel_requested", Boolean, nullable=True),  # the API asked a workflow run to stop
+    Column("tries", Integer, nullable=True),  # tries started (a plain job's retries)
+    Column("not_before", UTCDateTime, nullable=True),  # a retry waits until then
     # One run per job and slot; also the index of a job's runs in time order.
     UniqueConstraint("job_id", "scheduled_for", "trigger", name="uq_job_runs_slot"),
     Index("ix_job_runs_status", "status", "scheduled_for"),

@@ -100,7 +100,7 @@ def parse_workflow(tasks: Any, max_concurrent: Any, timeout: Any) -> WorkflowSpe
             check_kwargs(spec.handler, spec.kwargs, spec.for_each, f"tasks[{index}]")
     return WorkflowSpec(
         specs,
-        _count(max_concurrent, "max_concurrent", get_settings().max_concurrent),
+        whole_number(max_concurrent, "max_concurrent", get_settings().max_concurrent),
         None if timeout in (None, "") else parse_seconds(timeout, "timeout"),
     )
 
@@ -137,10 +137,10 @@ def _parse_task(item: Any, path: str) -> TaskSpec:
         kwargs=kwargs,
         depends_on=_depends_on(data.get("depends_on", []), f"{path}.depends_on"),
         fail_workflow_on_error=_flag(data, "fail_workflow_on_error", path),
-        tries=_count(data.get("tries"), f"{path}.tries", 1, MAX_TRIES),
-        retry_delay=_seconds_or(data.get("retry_delay"), f"{path}.retry_delay", 1.0, zero=True),
-        retry_backoff=_backoff(data.get("retry_backoff"), f"{path}.retry_backoff"),
-        timeout=_seconds_or(data.get("timeout"), f"{path}.timeout", None),
+        tries=whole_number(data.get("tries"), f"{path}.tries", 1, MAX_TRIES),
+        retry_delay=seconds_or(data.get("retry_delay"), f"{path}.retry_delay", 1.0, zero=True),
+        retry_backoff=backoff_factor(data.get("retry_backoff"), f"{path}.retry_backoff"),
+        timeout=seconds_or(data.get("timeout"), f"{path}.timeout", None),
         for_each=_for_each(data.get("for_each"), f"{path}.for_each", handler, job),
         team_name=_optional_text(data.get("team_name"), f"{path}.team_name"),
     )
@@ -175,7 +175,7 @@ def _flag(data: Mapping[str, Any], key: str, path: str) -> bool:
     return value
 
 
-def _count(value: Any, path: str, default: int, limit: int = 100_000) -> int:
+def whole_number(value: Any, path: str, default: int, limit: int = 100_000) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
@@ -206,11 +206,11 @@ def _float(text: str) -> float | None:
         return None
 
 
-def _seconds_or(value: Any, path: str, default: float | None, zero: bool = False) -> Any:
+def seconds_or(value: Any, path: str, default: float | None, zero: bool = False) -> Any:
     return default if value in (None, "") else parse_seconds(value, path, zero)
 
 
-def _backoff(value: Any, path: str) -> float:
+def backoff_factor(value: Any, path: str) -> float:
     if value is None:
         return 1.0
     if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 100:
