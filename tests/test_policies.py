@@ -9,21 +9,9 @@ import pytest
 from f8a_jobs import jobs
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.runs import queries as runs
-from f8a_jobs.scheduler import FiringScheduler
-from f8a_jobs.settings import get_settings
 from tests import handlers as test_handlers
 from tests.conftest import poll
-from tests.test_scheduler import new_term
-
-
-@pytest.fixture
-def scheduler(engine):
-    test_handlers.events.clear()
-    test_handlers.Flaky.tries.clear()
-    firing = FiringScheduler(engine, get_settings(), new_term(engine), "test-owner", lambda: None)
-    firing.start(paused=False)
-    yield firing
-    firing.stop()
+from tests.test_workflows import scheduler  # noqa: F401 (the fixture: a running FiringScheduler)
 
 
 def add(engine, **fields):
