@@ -125,6 +125,26 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def started_scheduler(engine: Engine) -> Iterator[Any]:
+    """A running FiringScheduler of a fresh term, the test handlers' records cleared."""
+    from f8a_jobs.runs import lifecycle
+    from f8a_jobs.scheduler import FiringScheduler
+    from f8a_jobs.schedules import utcnow
+    from f8a_jobs.settings import get_settings
+    from tests import handlers
+
+    handlers.events.clear()
+    handlers.marks.clear()
+    handlers.Flaky.tries.clear()
+    with engine.begin() as connection:
+        epoch = lifecycle.begin_term(connection, "test", utcnow())
+    firing = FiringScheduler(engine, get_settings(), epoch, "test-owner", lambda: None)
+    firing.start(paused=False)
+    yield firing
+    firing.stop()
+
+
 def wipe(engine: Engine) -> None:
     """Empty the service's tables, but the leadership term: a server of the same database
     may be leading, and a vanished term would fence it out."""

@@ -11,7 +11,11 @@ from f8a_jobs.errors import InvalidInput
 from f8a_jobs.runs import queries as runs
 from tests import handlers as test_handlers
 from tests.conftest import poll
-from tests.test_workflows import scheduler  # noqa: F401 (the fixture: a running FiringScheduler)
+
+
+@pytest.fixture
+def scheduler(started_scheduler):
+    return started_scheduler
 
 
 def add(engine, **fields):

@@ -7,13 +7,10 @@ from sqlalchemy import select
 from f8a_jobs import jobs
 from f8a_jobs.errors import InvalidInput, JobInUse
 from f8a_jobs.runs import queries as runs
-from f8a_jobs.scheduler import FiringScheduler
-from f8a_jobs.settings import get_settings
 from f8a_jobs.storage.tables import job_runs
 from f8a_jobs.workflows import queries
 from tests import handlers as test_handlers
 from tests.conftest import poll
-from tests.test_scheduler import new_term
 
 VDK = [
     {"job_name": f"job{n}", "team_name": "team-awesome", "fail_meta_job_on_error": True,
@@ -23,14 +20,8 @@ VDK = [
 
 
 @pytest.fixture
-def scheduler(engine):
-    test_handlers.events.clear()
-    test_handlers.marks.clear()
-    test_handlers.Flaky.tries.clear()
-    firing = FiringScheduler(engine, get_settings(), new_term(engine), "test-owner", lambda: None)
-    firing.start(paused=False)
-    yield firing
-    firing.stop()
+def scheduler(started_scheduler):
+    return started_scheduler
 
 
 def add(engine, **fields):
