@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -240,3 +241,30 @@ def rundate(spec: dict[str, Any] | None, scheduled_for: datetime) -> str:
     offset = spec["calendar"].get("rundate_offset", 0) if spec["type"] == "calendar" else 0
     local = scheduled_for.astimezone(schedule_zone(spec)).date()
     return (local + timedelta(days=offset)).isoformat()
+
+
+def schedule_slots(spec: dict[str, Any], start: datetime, end: datetime) -> Iterator[datetime]:
+    """The schedule's slots from ``start`` to ``end`` (both included), oldest first, before the
+    job's own start too: a backfill asks what the schedule would have run."""
+    kind = spec["type"]
+    if kind == "date":
+        moment = datetime.fromisoformat(spec["run_date"])
+        if start <= moment <= end:
+            yield moment
+        return
+    if kind == "interval":
+        anchor, step = datetime.fromisoformat(spec["start"]), timedelta(seconds=spec["seconds"])
+        moment = anchor + step * -((anchor - start) // step)  # the first slot at or after start
+        while moment <= end:
+            yield moment
+            moment += step
+        return
+    calendar = (
+        parse_crontab(spec["crontab"], schedule_zone(spec))
+        if kind == "cron"
+        else parse_calendar(spec["calendar"])
+    )
+    for moment in calendar.instants_after(start - timedelta(microseconds=1)):
+        if moment > end:
+            return
+        yield moment

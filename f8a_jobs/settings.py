@@ -57,6 +57,7 @@ class Settings:
     max_concurrent: int = 15  # a workflow's tasks running at once, unless the job says
     workflow_max_tasks: int = 10_000  # tasks of a workflow after jobs inside it are inlined
     for_each_max_parts: int = 100_000
+    backfill_max_runs: int = 10_000
     log_level: str = "INFO"
 
     @classmethod
@@ -98,6 +99,7 @@ class Settings:
             max_concurrent=number("MAX_CONCURRENT", cls.max_concurrent, int),
             workflow_max_tasks=number("WORKFLOW_MAX_TASKS", cls.workflow_max_tasks, int),
             for_each_max_parts=number("FOR_EACH_MAX_PARTS", cls.for_each_max_parts, int),
+            backfill_max_runs=number("BACKFILL_MAX_RUNS", cls.backfill_max_runs, int),
             log_level=_choice(env, "F8A_JOBS_LOG_LEVEL", cls.log_level, LOG_LEVELS, str.upper),
         )
 

@@ -1,5 +1,6 @@
 """The API end to end: a real ``f8a-jobs serve`` process, spoken to over HTTP."""
 
+import itertools
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -405,3 +406,44 @@ def test_bad_patches_name_the_field(client, body, status, field):
 
 def test_patch_of_an_unknown_job_is_404(client):
     assert client.patch("/jobs/nope", json={"state": "paused"}).status_code == 404
+
+
+def test_backfill_runs_every_slot_in_the_range_one_after_another(client):
+    client.post("/jobs", json={"job_id": "bf", "handler": "Rundate", "cron": "0 * * * *", "state": "paused"})
+    body = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T03:00:00Z"}
+    queued = client.post("/jobs/bf/backfill", json=body)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["backfill"] == {
+        "job_id": "bf", "start": "2026-01-01T00:00:00+00:00", "end": "2026-01-01T03:00:00+00:00",
+        "slots": 4, "queued": 4, "already_backfilled": 0,
+        "first": "2026-01-01T00:00:00+00:00", "last": "2026-01-01T03:00:00+00:00",
+    }
+    done = poll(lambda: (runs := runs_of(client, "bf")) and all(r["status"] == "succeeded" for r in runs) and runs)
+    done.sort(key=lambda run: run["scheduled_for"])
+    assert [run["trigger"] for run in done] == ["backfill"] * 4
+    assert [run["result"]["scheduled_for"][11:16] for run in done] == ["00:00", "01:00", "02:00", "03:00"]
+    assert {run["result"]["rundate"] for run in done} == {"2026-01-01"}
+    for earlier, later in itertools.pairwise(done):  # one after another, oldest first
+        assert later["started_at"] >= earlier["finished_at"]
+    again = client.post("/jobs/bf/backfill", json=body).json()["backfill"]
+    assert (again["queued"], again["already_backfilled"]) == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-31T00:00:00Z"}, "end", "43,201 slots"),
+        ({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "end", "before start"),
+        ({"start": "yesterday", "end": "2026-01-01T00:00:00Z"}, "start", "ISO 8601"),
+    ],
+)
+def test_bad_backfills_say_why(client, body, field, words):
+    client.post("/jobs", json={"job_id": "minutely", "handler": "Noop", "cron": "* * * * *", "state": "paused"})
+    problem = assert_problem(client.post("/jobs/minutely/backfill", json=body), 400, field)
+    assert words in problem["detail"]
+    assert runs_of(client, "minutely") == []
+
+
+def test_backfill_of_an_unknown_job_is_404(client):
+    body = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T03:00:00Z"}
+    assert client.post("/jobs/nope/backfill", json=body).status_code == 404

@@ -10,6 +10,7 @@ from f8a_jobs import jobs
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.runs import queries as runs
+from f8a_jobs.runs.backfill import backfill
 
 JOB_TYPES = ("all", "user", "failed")
 
@@ -63,6 +64,10 @@ def patch_job(job_id: str, body: dict[str, Any]) -> Response:
     """Change fields of a job; ``If-Match: <revision>`` (or a ``revision`` field) guards it."""
     if_match = connexion.request.headers.get("if-match")
     return reply({"job": jobs.patch_job(engine(), job_id, body, if_match)})
+
+
+def post_backfill(job_id: str, body: dict[str, Any]) -> Response:
+    return reply({"backfill": backfill(engine(), job_id, body)}, 202)
 
 
 def delete_job(job_id: str) -> Response:

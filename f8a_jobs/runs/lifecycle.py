@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
 
 from f8a_jobs.json_values import storable_text
 from f8a_jobs.runs import (
+    BACKFILL,
     CANCELLED,
     FAILED,
     MANUAL,
@@ -285,6 +287,7 @@ def claim(
         .select_from(job_runs.outerjoin(jobs, jobs.c.job_id == job_runs.c.job_id))
         .where(job_runs.c.status == QUEUED)
         .where(or_(job_runs.c.not_before.is_(None), job_runs.c.not_before <= now))
+        .where(or_(job_runs.c.trigger != BACKFILL, _next_backfill()))
         .order_by(job_runs.c.scheduled_for)
         .limit(limit)
     )
@@ -340,6 +343,18 @@ def claim(
         for row in starting
         if row.run_id in started
     ]
+
+
+def _next_backfill() -> ColumnElement[bool]:
+    """A backfill run may start when it is its job's oldest queued one and none is running:
+    backfills run one after another, oldest first, and never hold up other runs' claims."""
+    other = aliased(job_runs)
+    same_job = (other.c.job_id == job_runs.c.job_id) & (other.c.trigger == BACKFILL)
+    running = select(other.c.run_id).where(same_job, other.c.status == RUNNING)
+    older = select(other.c.run_id).where(
+        same_job, other.c.status == QUEUED, other.c.scheduled_for < job_runs.c.scheduled_for
+    )
+    return ~running.exists() & ~older.exists()
 
 
 def _not_startable(row: Any, now: datetime) -> str | None:
