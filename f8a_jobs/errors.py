@@ -73,9 +73,11 @@ class StaleRevision(F8aJobsError):
 class JobInUse(F8aJobsError):
     status = 409
 
-    def __init__(self, job_id: str, workflows: list[str]) -> None:
-        names = ", ".join(repr(name) for name in workflows)
-        super().__init__(f"job_id: job {job_id!r} runs inside the workflows {names}", "job_id")
+    def __init__(
+        self, job_id: str, users: list[str], how: str = "runs inside the workflows"
+    ) -> None:
+        names = ", ".join(repr(name) for name in users)
+        super().__init__(f"job_id: job {job_id!r} {how} {names}", "job_id")
 
 
 class UnknownHandler(InvalidInput):
@@ -97,7 +99,7 @@ def refuse_unknown(
     data: dict[str, Any], known: tuple[str, ...], path: str, noun: str = "field"
 ) -> None:
     """A 400 naming the first key of ``data`` that is not one of ``known``."""
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(str(key) for key in set(data) - set(known))
     if unknown:
         raise InvalidInput(
             f"{path}.{unknown[0]}", f"unknown {noun}; expected some of {', '.join(known)}"

@@ -43,6 +43,7 @@ SCHEDULE_KEYS = (
     "cron",
     "calendar",
     "timezone",
+    "after",
     "misfire_grace_time",
     "state",
 )
@@ -76,6 +77,7 @@ class JobDefinition:
             "workflow": self.workflow,
             "policy": self.policy,
             "schedule": self.schedule,
+            "after_job": self.schedule["job_id"] if self.schedule["type"] == "after" else None,
             "state": self.state,
             "misfire_grace_time": self.misfire_grace_time,
             "next_run_time": first_run_time(self.schedule) if running else None,
@@ -108,6 +110,7 @@ def parse_job(
             now,
             data.get("calendar"),
             data.get("timezone"),
+            data.get("after"),
         ),
         state=parse_state(data.get("state") or "running"),
         misfire_grace_time=(
@@ -139,6 +142,33 @@ def _work(data: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any] 
         raise InvalidInput("kwargs", f"nested more than {MAX_DEPTH} levels deep")
     get_handler(handler).validate(kwargs)
     return handler, kwargs, None
+
+
+def check_references(connection: Connection, job: JobDefinition) -> None:
+    """The jobs a job names exist, and none of its references closes a loop."""
+    check_after(connection, job)
+    check_jobs_inside(connection, job)
+
+
+def check_after(connection: Connection, job: JobDefinition) -> None:
+    """A job that runs after another: that one exists, and the chain of ``after`` does not
+    come back to this job (``a → b → a``)."""
+    if job.schedule["type"] != "after":
+        return
+    chain, current = [job.job_id], job.schedule["job_id"]
+    while current is not None:
+        chain.append(current)
+        if current == job.job_id:
+            raise InvalidInput("after", f"runs after itself: {' → '.join(chain)}")
+        row = connection.execute(select(jobs.c.after_job).where(jobs.c.job_id == current)).first()
+        if row is None:
+            raise InvalidInput("after.job_id", f"unknown job {current!r}")
+        current = row.after_job
+
+
+def followers_of(connection: Connection, job_id: str) -> list[str]:
+    query = select(jobs.c.job_id).where(jobs.c.after_job == job_id).order_by(jobs.c.job_id)
+    return list(connection.execute(query).scalars())
 
 
 def check_jobs_inside(connection: Connection, job: JobDefinition) -> None:
@@ -186,7 +216,7 @@ def create_job(engine: Engine, job: JobDefinition) -> dict[str, Any]:
     row = {**job.row(now), "revision": 1, "created_at": now}
     try:
         with wakeups.changing(engine, wakeups.JOBS) as connection:
-            check_jobs_inside(connection, job)
+            check_references(connection, job)
             connection.execute(insert(jobs), row)
     except IntegrityError:
         raise DuplicateJob(job.job_id) from None
@@ -196,7 +226,7 @@ def create_job(engine: Engine, job: JobDefinition) -> dict[str, Any]:
 def replace_job(connection: Connection, job: JobDefinition) -> None:
     """Overwrite a job's definition (a changed default job file) but its state: a pause made
     through the API stays. Its history stays too."""
-    check_jobs_inside(connection, job)
+    check_references(connection, job)
     row = job.row(utcnow())
     del row["state"]
     upcoming = first_run_time(job.schedule)
@@ -285,7 +315,7 @@ def set_job_state(engine: Engine, job_id: str, state: str) -> dict[str, Any]:
     return job_json({**job, **values})
 
 
-SCHEDULE_WORDS = ("periodically", "cron", "calendar")
+SCHEDULE_WORDS = ("periodically", "cron", "calendar", "after")
 TOUCHES_SCHEDULE = ("when", "timezone", *SCHEDULE_WORDS)
 
 
@@ -311,7 +341,7 @@ def patch_job(
         rescheduled = any(key in changes for key in TOUCHES_SCHEDULE)
         if not rescheduled:
             job = dataclasses.replace(job, schedule=stored["schedule"])
-        check_jobs_inside(connection, job)
+        check_references(connection, job)
         values = {
             **job.row(now),
             "next_run_time": _next_after_patch(stored, job, rescheduled, now),
@@ -376,6 +406,9 @@ def delete_job(engine: Engine, job_id: str) -> None:
         users = workflows_using(connection, job_id)
         if users:
             raise JobInUse(job_id, users)
+        followers = followers_of(connection, job_id)
+        if followers:
+            raise JobInUse(job_id, followers, "is followed ('after') by the jobs")
         deleted = connection.execute(delete(jobs).where(jobs.c.job_id == job_id)).rowcount
         if not deleted:
             raise JobNotFound(job_id)

@@ -20,7 +20,7 @@ from dateutil import parser as date_parser
 from pytimeparse import parse as parse_timespan
 
 from f8a_jobs.calendars import CalendarTrigger, parse_calendar, parse_crontab, parse_zone
-from f8a_jobs.errors import InvalidInput
+from f8a_jobs.errors import InvalidInput, refuse_unknown
 
 SPEC_VERSION = 1
 # A `when` this far in the past still counts as "now": clocks of clients and server differ.
@@ -109,9 +109,12 @@ def parse_schedule(
     now: datetime | None = None,
     calendar: Any = None,
     timezone: Any = None,
+    after: Any = None,
 ) -> dict[str, Any]:
     """Validate the schedule words together and return the spec to store."""
     now = now or utcnow()
+    if after not in (None, ""):
+        return _after_spec(after, when, periodically, cron, calendar, timezone)
     start = now if when in (None, "") else parse_when(when, now)
     if start < now - CLOCK_SKEW:
         raise InvalidInput("when", f"{start.isoformat()} is in the past (now is {now.isoformat()})")
@@ -133,6 +136,31 @@ def parse_schedule(
         parse_calendar(calendar)
         return _spec("calendar", calendar=calendar, start=start.isoformat())
     return _spec("date", run_date=start.isoformat())
+
+
+AFTER_CONDITIONS = {"success": "success", "failure": "failure", "always": "always"}
+AFTER_CONDITIONS |= {f"on {word}": word for word in list(AFTER_CONDITIONS)}  # Datatailr's words
+
+
+def _after_spec(after: Any, *time_words: Any) -> dict[str, Any]:
+    """``after``: run when a run of another job ends (with success, failure, or always)."""
+    if any(word not in (None, "") for word in time_words):
+        raise InvalidInput("after", "a job runs on a time schedule or after another job, not both")
+    if isinstance(after, dict) and True in after:  # YAML 1.1 reads a bare `on:` key as true
+        after = {("on" if key is True else key): value for key, value in after.items()}
+    if (
+        not isinstance(after, dict)
+        or not isinstance(after.get("job_id"), str)
+        or not after["job_id"]
+    ):
+        raise InvalidInput(
+            "after", "expected {'job_id': 'other-job', 'on': 'success'|'failure'|'always'}"
+        )
+    refuse_unknown(after, ("job_id", "on"), "after")
+    on = after.get("on", "success")
+    if not isinstance(on, str) or on.strip().lower() not in AFTER_CONDITIONS:
+        raise InvalidInput("after.on", f"{on!r} is not one of success, failure, always")
+    return _spec("after", job_id=after["job_id"], on=AFTER_CONDITIONS[on.strip().lower()])
 
 
 def _calendar_in(calendar: Any, timezone: Any) -> Any:
@@ -169,6 +197,8 @@ def _cached_trigger(items: tuple[tuple[str, Any], ...]) -> BaseTrigger:
     kind = spec["type"]
     if kind == "date":
         return DateTrigger(run_date=datetime.fromisoformat(spec["run_date"]), timezone=UTC)
+    if kind == "after":
+        return NEVER
     start = datetime.fromisoformat(spec["start"])
     if kind == "interval":
         return IntervalTrigger(seconds=spec["seconds"], start_date=start, timezone=UTC)
@@ -180,8 +210,23 @@ def _cached_trigger(items: tuple[tuple[str, Any], ...]) -> BaseTrigger:
     raise ValueError(f"unknown schedule type {kind!r}")
 
 
+class _Never(BaseTrigger):  # type: ignore[misc]
+    """The trigger of a job that runs after another's runs: time never makes it due."""
+
+    def get_next_fire_time(self, previous_fire_time: Any, now: datetime) -> None:
+        return None
+
+    def __str__(self) -> str:
+        return "after another job"
+
+
+NEVER = _Never()
+
+
 def first_run_time(spec: dict[str, Any]) -> datetime | None:
     """A new job's first run: at ``when`` itself (then every period), as the original did."""
+    if spec["type"] == "after":
+        return None
     start = datetime.fromisoformat(spec["run_date"] if spec["type"] == "date" else spec["start"])
     return build_trigger(spec).get_next_fire_time(None, start)
 
@@ -197,10 +242,12 @@ def describe(spec: dict[str, Any]) -> dict[str, Any]:
     """The schedule as the API shows it: ``when``, and ``periodically``, ``cron`` or
     ``calendar`` with the ``timezone`` of its slots."""
     kind = spec["type"]
-    when = spec["run_date"] if kind == "date" else spec["start"]
+    when = spec.get("run_date") if kind == "date" else spec.get("start")
     calendar = spec.get("calendar") if kind == "calendar" else None
+    after = {"job_id": spec["job_id"], "on": spec["on"]} if kind == "after" else None
     return {
-        "when": datetime.fromisoformat(when).isoformat(),
+        "when": datetime.fromisoformat(when).isoformat() if when else None,
+        "after": after,
         "periodically": spec.get("text") if kind == "interval" else None,
         "cron": spec.get("crontab") if kind == "cron" else None,
         "calendar": calendar,
@@ -224,6 +271,8 @@ def next_fire_times(spec: dict[str, Any], start: datetime, count: int) -> list[d
     """The schedule's first ``count`` fire times from ``start`` on."""
     if not 1 <= count <= MAX_NEXT_RUNS:
         raise InvalidInput("count", f"expected 1 to {MAX_NEXT_RUNS}, got {count}")
+    if spec["type"] == "after":
+        return []
     trigger = build_trigger(spec)
     first = datetime.fromisoformat(spec["run_date"] if spec["type"] == "date" else spec["start"])
     moment = trigger.get_next_fire_time(None, max(start, first))
@@ -247,6 +296,8 @@ def schedule_slots(spec: dict[str, Any], start: datetime, end: datetime) -> Iter
     """The schedule's slots from ``start`` to ``end`` (both included), oldest first, before the
     job's own start too: a backfill asks what the schedule would have run."""
     kind = spec["type"]
+    if kind == "after":
+        return
     if kind == "date":
         moment = datetime.fromisoformat(spec["run_date"])
         if start <= moment <= end:

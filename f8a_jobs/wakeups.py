@@ -51,12 +51,33 @@ def publish_local(topic: str) -> None:
 
 @contextmanager
 def changing(engine: Engine, topic: str | None) -> Iterator[Connection]:
-    """A transaction whose commit wakes the leader about ``topic`` (None: about nothing)."""
+    """A transaction whose commit wakes the leader about ``topic`` (None: about nothing), and
+    about what the work inside it asked for (``request``)."""
     with engine.begin() as connection:
         yield connection
-        if topic and is_postgresql(engine):
-            connection.execute(
-                text("SELECT pg_notify(:channel, :topic)"), {"channel": CHANNEL, "topic": topic}
-            )
-    if topic:
+        topics = ({topic} if topic else set()) | take_requested(connection)
+        if is_postgresql(engine):
+            for name in sorted(topics):
+                connection.execute(
+                    text("SELECT pg_notify(:channel, :topic)"), {"channel": CHANNEL, "topic": name}
+                )
+    for name in sorted(topics):
+        publish_local(name)
+
+
+def request(connection: Connection, topic: str) -> None:
+    """Ask for a wake-up about ``topic`` once this connection's transaction commits."""
+    connection.info.setdefault(REQUESTED, set()).add(topic)
+
+
+def take_requested(connection: Connection) -> set[str]:
+    return set(connection.info.pop(REQUESTED, ()))
+
+
+def publish_requested(connection: Connection) -> None:
+    """After a commit made outside ``changing``: the wake-ups its work asked for."""
+    for topic in sorted(take_requested(connection)):
         publish_local(topic)
+
+
+REQUESTED = "f8a_jobs_wake"

@@ -60,6 +60,7 @@ def test_one_shot_job_runs_at_when():
         "cron": None,
         "calendar": None,
         "timezone": None,
+        "after": None,
     }
 
 

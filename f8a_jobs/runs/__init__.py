@@ -10,7 +10,7 @@ import time
 QUEUED, RUNNING, SUCCEEDED, FAILED, MISSED = "queued", "running", "succeeded", "failed", "missed"
 CANCELLED = "cancelled"  # a workflow run, or a queued run, that the API cancelled
 FINISHED = (SUCCEEDED, FAILED, MISSED, CANCELLED)
-SCHEDULE, MANUAL, BACKFILL = "schedule", "manual", "backfill"  # what queued a run
+SCHEDULE, MANUAL, BACKFILL, AFTER = "schedule", "manual", "backfill", "after"  # what queued a run
 
 
 def new_run_id() -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from f8a_jobs import wakeups
 from f8a_jobs.flows.outbox import Flow, flow_row
 from f8a_jobs.jobs import schedule_of_run
 from f8a_jobs.runs import lifecycle
@@ -81,6 +82,7 @@ class RunContext:
             recorded = bool(lifecycle.finish(connection, [outcome]))
             if recorded:
                 connection.commit()
+                wakeups.publish_requested(connection)
             else:
                 connection.rollback()
             return recorded

@@ -21,8 +21,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
+from f8a_jobs import wakeups
 from f8a_jobs.json_values import storable_text
 from f8a_jobs.runs import (
+    AFTER,
     BACKFILL,
     CANCELLED,
     FAILED,
@@ -31,6 +33,7 @@ from f8a_jobs.runs import (
     QUEUED,
     RUNNING,
     SCHEDULE,
+    SUCCEEDED,
     new_run_id,
 )
 from f8a_jobs.runs.policy import PAUSED_NOTE, RunPolicy
@@ -393,7 +396,7 @@ def fail_orphans(connection: Connection, epoch: int, lease: float, now: datetime
     """
     fence(connection, epoch)
     stale = connection.execute(
-        select(job_runs.c.run_id, job_runs.c.owner).where(
+        select(job_runs.c.run_id, job_runs.c.owner, job_runs.c.job_id).where(
             job_runs.c.status == RUNNING,
             job_runs.c.graph.is_(None),  # a workflow run is the runner's: it resumes it
             or_(
@@ -411,11 +414,15 @@ def fail_orphans(connection: Connection, epoch: int, lease: float, now: datetime
         }
         for row in stale
     ]
-    return len(
+    failed = set(
         update_rows(
             connection, job_runs, ("run_id",), rows, guards={"status": RUNNING}, returning="run_id"
         )
     )
+    queue_followers(
+        connection, [(row.job_id, FAILED, now) for row in stale if row.run_id in failed]
+    )
+    return len(failed)
 
 
 # --- finished ----------------------------------------------------------------------------
@@ -494,10 +501,9 @@ def finish(connection: Connection, outcomes: list[Outcome], tolerant: bool = Fal
             returning="run_id",
         )
     )
-    pause_jobs(
-        connection,
-        [o.run.job_id for o in outcomes if o.run.run_id in recorded and o.pauses_job],
-    )
+    ended = [o for o in outcomes if o.run.run_id in recorded and o.retry_at is None]
+    pause_jobs(connection, [outcome.run.job_id for outcome in ended if outcome.pauses_job])
+    queue_followers(connection, [(o.run.job_id, o.status, o.finished_at) for o in ended])
     flows = [
         flow for outcome in outcomes if outcome.run.run_id in recorded for flow in outcome.flows
     ]
@@ -513,6 +519,38 @@ def pause_jobs(connection: Connection, job_ids: list[str]) -> None:
             .where(among(connection, jobs.c.job_id, job_ids))
             .values(state="paused", next_run_time=None, revision=jobs.c.revision + 1)
         )
+
+
+FOLLOWED_ON = {
+    "success": (SUCCEEDED,),
+    "failure": (FAILED,),
+    "always": (SUCCEEDED, FAILED, CANCELLED),
+}
+
+
+Ended = tuple[str, str, datetime]  # a run's job, its final status, when it ended
+
+
+def queue_followers(connection: Connection, ended: list[Ended]) -> int:
+    """Queue a run of each running job that follows (``after``) a job whose run just ended as
+    it asks: one per run that ended so, due when it ended. Returns how many were queued."""
+    if not ended:
+        return 0
+    query = select(jobs.c.job_id, jobs.c.schedule).where(
+        among(connection, jobs.c.after_job, sorted({job_id for job_id, _, _ in ended})),
+        jobs.c.state == "running",
+    )
+    followers = connection.execute(query).all()
+    rows = [
+        run_row(row.job_id, moment + timedelta(microseconds=n), QUEUED, trigger=AFTER)
+        for row in followers
+        for n, (job_id, status, moment) in enumerate(ended)
+        if job_id == row.schedule["job_id"] and status in FOLLOWED_ON[row.schedule["on"]]
+    ]
+    insert_rows(connection, job_runs, rows, skip_conflicts=True)
+    if rows:
+        wakeups.request(connection, wakeups.RUNS)
+    return len(rows)
 
 
 # --- workflow runs ---------------------------------------------------------------------------
@@ -578,6 +616,10 @@ def finish_workflows(connection: Connection, epoch: int, rows: list[dict[str, An
         returning="run_id",
     )
     pause_jobs(connection, sorted({pausing[run_id] for run_id in recorded if run_id in pausing}))
+    if recorded:
+        query = select(job_runs.c.job_id, job_runs.c.status, job_runs.c.finished_at)
+        ended = connection.execute(query.where(among(connection, job_runs.c.run_id, recorded)))
+        queue_followers(connection, [(row.job_id, row.status, row.finished_at) for row in ended])
 
 
 def _pausing_jobs(connection: Connection, run_ids: list[str]) -> dict[str, str]:

@@ -70,6 +70,7 @@ jobs = Table(
         "workflow", NullableJson, nullable=True
     ),  # tasks, max_concurrent, timeout (workflows/spec.py)
     Column("policy", NullableJson, nullable=True),  # tries, delays, timeout… (runs/policy.py)
+    Column("after_job", String(255), nullable=True),  # runs after this job's runs (schedule)
     Column("schedule", Json, nullable=False),  # versioned trigger spec, see schedules.py
     Column("state", String(16), nullable=False),
     Column("misfire_grace_time", Integer, nullable=False),
@@ -82,6 +83,7 @@ jobs = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_jobs_next_run_time", "next_run_time"),
     Index("ix_jobs_handler", "handler"),
+    Index("ix_jobs_after_job", "after_job"),
 )
 
 job_runs = Table(

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, select
 
-from f8a_jobs import filters
+from f8a_jobs import filters, wakeups
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.runs import lifecycle
@@ -316,6 +316,7 @@ class WorkflowRunner:
                 )
                 insert_rows(connection, flow_outbox, batch.flows, skip_conflicts=True)
                 lifecycle.finish_workflows(connection, self.epoch, batch.ended)
+            wakeups.publish_requested(connection)
         except LostLeadership:
             raise
         except Exception:

@@ -1,5 +1,6 @@
 """Run policies of plain jobs: tries with delays, a timeout, pausing on failure. A run counts
-its tries and may wait (``not_before``) before the next.
+its tries and may wait (``not_before``) before the next. A job may run after another's runs
+(``after_job``, indexed: every finished run looks its followers up).
 
 Revision ID: 0004
 Revises: 0003
@@ -19,6 +20,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("policy", Json, nullable=True))
+        batch.add_column(sa.Column("after_job", sa.String(255), nullable=True))
+        batch.create_index("ix_jobs_after_job", ["after_job"])
     with op.batch_alter_table("job_runs") as batch:
         batch.add_column(sa.Column("tries", sa.Integer, nullable=True))
         batch.add_column(sa.Column("not_before", UTCDateTime, nullable=True))
@@ -31,4 +34,6 @@ def downgrade() -> None:
         batch.drop_column("not_before")
         batch.drop_column("tries")
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_index("ix_jobs_after_job")
+        batch.drop_column("after_job")
         batch.drop_column("policy")
