@@ -188,3 +188,57 @@ def test_a_calendar_job_fires_on_its_slot_and_moves_to_the_next(engine, schedule
     following = poll(lambda: jobs.get_job(engine, job_id)["next_run_time"])
     assert following.endswith(":00+00:00")  # a minute's slot, after the one that ran
     assert due < datetime.fromisoformat(following) <= due + timedelta(minutes=2)
+
+
+def test_overlap_buffer_one_keeps_one_run_waiting_and_starts_it_when_the_current_ends(engine, scheduler):
+    job_id = add(engine, "Block", {"timeout": 30}, periodically="1 second", overlap="buffer_one")
+    scheduler.start(paused=False)
+    missed = poll(lambda: [r for r in runs.list_runs(engine, job_id)[0] if r["status"] == "missed"], timeout=10)
+    assert missed[0]["error"] == "a run was waiting already (overlap: buffer_one)"
+    statuses = [r["status"] for r in runs.list_runs(engine, job_id)[0]]
+    assert statuses.count("running") == 1 and statuses.count("queued") == 1  # one waits, no more
+    scheduler.set_paused(True)
+    test_handlers.release.set()
+    poll(lambda: [r["status"] for r in runs.list_runs(engine, job_id)[0]].count("succeeded") == 2)
+
+
+def test_overlap_allow_runs_in_parallel_up_to_max_parallel(engine, scheduler):
+    job_id = add(engine, "Block", {"timeout": 30}, periodically="1 second", overlap="allow", max_parallel=2)
+    scheduler.start(paused=False)
+    missed = poll(lambda: [r for r in runs.list_runs(engine, job_id)[0] if r["status"] == "missed"], timeout=10)
+    assert missed[0]["error"] == "2 runs were going already (overlap: allow, max_parallel)"
+    assert [r["status"] for r in runs.list_runs(engine, job_id)[0]].count("running") == 2
+    scheduler.set_paused(True)
+    test_handlers.release.set()
+    poll(lambda: [r["status"] for r in runs.list_runs(engine, job_id)[0]].count("succeeded") == 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [({"overlap": "queue"}, "overlap"), ({"max_parallel": 3}, "max_parallel"),
+     ({"overlap": "allow", "max_parallel": 0}, "max_parallel"), ({"misfire_policy": "later"}, "misfire_policy")],
+)
+def test_bad_overlaps_name_the_field(fields, field):
+    from f8a_jobs.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as caught:
+        jobs.parse_job({"job_id": "o", "handler": "Noop", **fields})
+    assert caught.value.field == field
+
+
+def test_misfire_policy_run_all_runs_every_missed_slot_within_the_grace_time(engine, scheduler):
+    job_id = add(engine, periodically="10 minutes", misfire_grace_time="35 minutes", misfire_policy="run_all")
+    set_next_run(engine, job_id, utcnow() - timedelta(minutes=60, seconds=5))
+    scheduler.start(paused=False)
+    statuses = poll(lambda: run_statuses(engine, job_id).count(("succeeded", None)) == 4 and run_statuses(engine, job_id))
+    assert sorted(statuses, key=str) == [("missed", 3)] + [("succeeded", None)] * 4  # 3 beyond grace
+
+
+def test_misfire_policy_skip_runs_none_of_the_missed_slots(engine, scheduler):
+    job_id = add(engine, periodically="10 minutes", misfire_grace_time="35 minutes", misfire_policy="skip")
+    set_next_run(engine, job_id, utcnow() - timedelta(minutes=60, seconds=5))
+    scheduler.start(paused=False)
+    statuses = poll(lambda: sum(count for _, count in run_statuses(engine, job_id)) == 7 and run_statuses(engine, job_id))
+    assert sorted(statuses, key=str) == [("missed", 1), ("missed", 3), ("missed", 3)]
+    errors = {run["error"] for run in runs.list_runs(engine, job_id)[0]}
+    assert any("skipped (misfire_policy: skip)" in error for error in errors)

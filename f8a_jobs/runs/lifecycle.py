@@ -36,7 +36,16 @@ from f8a_jobs.runs import (
     SUCCEEDED,
     new_run_id,
 )
-from f8a_jobs.runs.policy import PAUSED_NOTE, RunPolicy
+from f8a_jobs.runs.policy import (
+    BUFFER_ONE,
+    COALESCE,
+    ON_TIME,
+    PAUSED_NOTE,
+    RUN_ALL,
+    SKIP,
+    RunPolicy,
+    overlap_refusal,
+)
 from f8a_jobs.storage.bulk import among, insert_rows, update_rows
 from f8a_jobs.storage.tables import flow_outbox, job_runs, jobs, leadership, run_tasks
 
@@ -150,11 +159,41 @@ def fire(
     if not due:
         return 0, []
     busy = active_jobs(connection, [item.job_id for item in due])
-    rows = [row for item in due for row in _fire_rows(item, item.job_id in busy, now)]
+    counts = _run_counts(connection, [i.job_id for i in due if i.job_id in busy and i.policy])
+    rows = [
+        row
+        for item in due
+        for row in _fire_rows(item, _overlap(item, item.job_id in busy, counts), now)
+    ]
     queued = sum(row["status"] == QUEUED for row in rows)
-    claimed = _claim_at_once(rows, {item.job_id: item for item in due}, epoch, claimant, now)
+    due_by_job = {item.job_id: item for item in due}
+    claimed = _claim_at_once(rows, due_by_job, epoch, claimant, now, busy)
     insert_rows(connection, job_runs, rows, skip_conflicts=tolerant)
     return queued, claimed
+
+
+def _overlap(item: Fire, busy: bool, counts: dict[str, tuple[int, int]]) -> str | None:
+    """Why the run due now is missed because of the runs going on (None: it is queued)."""
+    if not busy:
+        return None
+    waiting, running = counts.get(item.job_id, (0, 0))
+    return overlap_refusal(RunPolicy.of(item.policy), waiting, running)
+
+
+def _run_counts(connection: Connection, job_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Queued and running runs of each job (for jobs whose policy may let runs overlap)."""
+    if not job_ids:
+        return {}
+    query = (
+        select(job_runs.c.job_id, job_runs.c.status, func.count())
+        .where(among(connection, job_runs.c.job_id, job_ids))
+        .where(job_runs.c.status.in_((QUEUED, RUNNING)))
+        .group_by(job_runs.c.job_id, job_runs.c.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for job_id, status, count in connection.execute(query):
+        counts.setdefault(job_id, {})[status] = count
+    return {job: (by.get(QUEUED, 0), by.get(RUNNING, 0)) for job, by in counts.items()}
 
 
 def _claim_at_once(
@@ -163,6 +202,7 @@ def _claim_at_once(
     epoch: int,
     claimant: Claimant | None,
     now: datetime,
+    busy: set[str],
 ) -> list[ClaimedRun]:
     """Turn up to ``claimant.room`` queued rows into claimed ones (the job's revision was just
     checked, so its state is as the scheduler read it: the claim's checks hold)."""
@@ -172,7 +212,7 @@ def _claim_at_once(
     for row in rows:
         if len(claimed) >= claimant.room:
             break
-        if row["status"] == QUEUED and fires[row["job_id"]].handler:
+        if row["status"] == QUEUED and fires[row["job_id"]].handler and row["job_id"] not in busy:
             row.update(
                 status=RUNNING,
                 epoch=epoch,
@@ -205,24 +245,33 @@ def active_jobs(connection: Connection, job_ids: list[str]) -> set[str]:
     return set(connection.execute(query).scalars())
 
 
-def _fire_rows(item: Fire, busy: bool, now: datetime) -> list[dict[str, Any]]:
-    """The latest due time runs (or is missed, with why); the earlier ones are missed."""
+def _fire_rows(item: Fire, overlap: str | None, now: datetime) -> list[dict[str, Any]]:
+    """The latest due time runs (or is missed, with why); the earlier ones are missed, or run
+    too (``misfire_policy``: ``coalesce``, ``run_all``, ``skip``)."""
     *earlier, latest = item.run_times
     grace = timedelta(seconds=item.grace_seconds)
+    misfire = RunPolicy.of(item.policy).misfire_policy if item.policy else COALESCE
     late = [moment for moment in earlier if now - moment > grace]
-    coalesced = [moment for moment in earlier if now - moment <= grace]
+    within = [moment for moment in earlier if now - moment <= grace]
     rows = []
     if late:
         rows.append(
             missed_row(item.job_id, late, f"missed by more than the misfire grace time of {grace}")
         )
-    if coalesced:
+    if within and misfire == RUN_ALL and not overlap:
+        rows.extend(run_row(item.job_id, moment, QUEUED) for moment in within)
+    elif within:
         reason = f"coalesced into the run scheduled for {latest.isoformat()}"
-        rows.append(missed_row(item.job_id, coalesced, reason))
-    if busy:
-        rows.append(missed_row(item.job_id, [latest], "the previous run was still running"))
+        if misfire == SKIP:
+            reason = "misfired, and skipped (misfire_policy: skip)"
+        rows.append(missed_row(item.job_id, within, reason))
+    if overlap:
+        rows.append(missed_row(item.job_id, [latest], overlap))
     elif now - latest > grace:
         reason = f"late by {now - latest}, beyond the misfire grace time of {item.grace_seconds} s"
+        rows.append(missed_row(item.job_id, [latest], reason))
+    elif misfire == SKIP and now - latest > ON_TIME:
+        reason = f"late by {now - latest}, and skipped (misfire_policy: skip)"
         rows.append(missed_row(item.job_id, [latest], reason))
     else:
         rows.append(run_row(item.job_id, latest, QUEUED))
@@ -291,6 +340,7 @@ def claim(
         .where(job_runs.c.status == QUEUED)
         .where(or_(job_runs.c.not_before.is_(None), job_runs.c.not_before <= now))
         .where(or_(job_runs.c.trigger != BACKFILL, _next_backfill()))
+        .where(or_(jobs.c.policy.is_(None), _not_buffered()))
         .order_by(job_runs.c.scheduled_for)
         .limit(limit)
     )
@@ -360,13 +410,23 @@ def _next_backfill() -> ColumnElement[bool]:
     return ~running.exists() & ~older.exists()
 
 
+def _not_buffered() -> ColumnElement[bool]:
+    """A run of an ``overlap: buffer_one`` job waits while another run of its job runs."""
+    other = aliased(job_runs)
+    running = select(other.c.run_id).where(
+        other.c.job_id == job_runs.c.job_id, other.c.status == RUNNING
+    )
+    overlap = func.coalesce(jobs.c.policy["overlap"].as_string(), SKIP)
+    return or_(overlap != BUFFER_ONE, ~running.exists())
+
+
 def _not_startable(row: Any, now: datetime) -> str | None:
     if row.trigger != SCHEDULE or row.resumed:
         return None
     if row.state == "paused":
         return "the job was paused before the run started"
-    if row.tries:  # a retry is late on purpose
-        return None
+    if row.tries or (row.policy or {}).get("overlap") == BUFFER_ONE:
+        return None  # a retry is late on purpose, a buffered run waited for the previous one
     late = now - row.scheduled_for
     if late > timedelta(seconds=row.misfire_grace_time):
         return (

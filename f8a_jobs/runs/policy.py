@@ -1,10 +1,19 @@
-"""How a plain job's runs may fail: tries with delays, a timeout, and pausing the job.
+"""How a job's runs may fail and overlap: tries with delays, a timeout, pausing the job, and
+what a run due while the previous one goes on does.
 
 A failed try with tries left goes back to ``queued`` with a time (``not_before``) and holds no
 thread meanwhile, as a workflow task's retry does; the delay grows by ``retry_backoff`` per try.
 A run past ``timeout`` fails with a message naming the limit and its late result is ignored
 (a thread cannot be stopped: it keeps its slot until the handler returns). With
 ``pause_on_failure`` a run that fails after its last try pauses its job, and says so.
+
+``misfire_policy`` (slots missed while the service was down, within the grace time):
+``coalesce`` (the latest runs, the others are recorded missed), ``run_all`` (every one runs,
+oldest first), ``skip`` (none runs, not even one later than a second: all are recorded missed).
+
+``overlap``: ``skip`` (the run due meanwhile is recorded missed), ``buffer_one`` (one run waits
+and starts when the current one ends; further ones are missed; the waiting run is not subject
+to the misfire grace time), ``allow`` (runs in parallel, up to ``max_parallel``).
 """
 
 from __future__ import annotations
@@ -17,7 +26,20 @@ from typing import Any
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.workflows.spec import MAX_TRIES, backoff_factor, seconds_or, whole_number
 
-POLICY_KEYS = ("tries", "retry_delay", "retry_backoff", "timeout", "pause_on_failure")
+POLICY_KEYS = (
+    "tries",
+    "retry_delay",
+    "retry_backoff",
+    "timeout",
+    "pause_on_failure",
+    "overlap",
+    "max_parallel",
+    "misfire_policy",
+)
+SKIP, BUFFER_ONE, ALLOW = "skip", "buffer_one", "allow"  # overlap (skip: misfires too)
+COALESCE, RUN_ALL = "coalesce", "run_all"  # misfire_policy
+ON_TIME = timedelta(seconds=1)  # a slot fired later than this misfired (misfire_policy: skip)
+MAX_PARALLEL = 1000
 RETRY_KEYS = ("tries", "retry_delay", "retry_backoff")
 PAUSED_NOTE = "; the job is paused (pause_on_failure)"
 
@@ -29,6 +51,9 @@ class RunPolicy:
     retry_backoff: float = 1.0
     timeout: float | None = None
     pause_on_failure: bool = False
+    overlap: str = SKIP
+    max_parallel: int = 10
+    misfire_policy: str = COALESCE
 
     @classmethod
     def of(cls, data: Mapping[str, Any] | None) -> RunPolicy:
@@ -63,7 +88,20 @@ def parse_policy(data: Mapping[str, Any], workflow: bool) -> dict[str, Any] | No
     pause = data.get("pause_on_failure", False)
     if not isinstance(pause, bool):
         raise InvalidInput("pause_on_failure", f"expected true or false, got {pause!r}")
+    overlap = data.get("overlap", SKIP)
+    if overlap not in (SKIP, BUFFER_ONE, ALLOW):
+        raise InvalidInput("overlap", f"{overlap!r} is not one of {SKIP}, {BUFFER_ONE}, {ALLOW}")
+    if "max_parallel" in data and overlap != ALLOW:
+        raise InvalidInput("max_parallel", "applies with overlap: allow")
+    misfire = data.get("misfire_policy", COALESCE)
+    if misfire not in (COALESCE, RUN_ALL, SKIP):
+        raise InvalidInput(
+            "misfire_policy", f"{misfire!r} is not one of {COALESCE}, {RUN_ALL}, {SKIP}"
+        )
     policy = RunPolicy(
+        misfire_policy=misfire,
+        overlap=overlap,
+        max_parallel=whole_number(data.get("max_parallel"), "max_parallel", 10, MAX_PARALLEL),
         tries=whole_number(data.get("tries"), "tries", 1, MAX_TRIES),
         retry_delay=seconds_or(data.get("retry_delay"), "retry_delay", 1.0, zero=True),
         retry_backoff=backoff_factor(data.get("retry_backoff"), "retry_backoff"),
@@ -71,3 +109,15 @@ def parse_policy(data: Mapping[str, Any], workflow: bool) -> dict[str, Any] | No
         pause_on_failure=pause,
     )
     return policy.json()
+
+
+def overlap_refusal(policy: RunPolicy, waiting: int, running: int) -> str | None:
+    """Why a run due while the job has ``waiting`` queued and ``running`` runs is missed (None:
+    it is queued)."""
+    if policy.overlap == ALLOW:
+        if waiting + running < policy.max_parallel:
+            return None
+        return f"{policy.max_parallel} runs were going already (overlap: allow, max_parallel)"
+    if policy.overlap == BUFFER_ONE:
+        return None if waiting == 0 else "a run was waiting already (overlap: buffer_one)"
+    return "the previous run was still running"
