@@ -13,7 +13,7 @@ from pathlib import Path
 # the workflow benchmarks' no-op handlers that return something (Echo, Count)
 os.environ.setdefault("F8A_JOBS_HANDLER_MODULES", "tests.handlers")
 
-from bench import baseline, canvas, dojobber_baseline, expansion, ours, workflows
+from bench import baseline, calendars, canvas, dojobber_baseline, expansion, ours, workflows
 from bench.database import fresh_database
 
 THREADS = 20
@@ -24,6 +24,7 @@ INTERVAL_JOBS = 1200
 INTERVAL_SECONDS = 20
 EXPAND_ROWS = 1_000_000
 FANOUT, CHAIN, BIG_FANOUT = 1000, 200, 10_000
+CALENDAR_JOBS = 10_000
 # The original approach takes minutes per million rows; F8A_JOBS_BENCH_ORIGINAL_ROWS shortens it.
 ORIGINAL_ROWS = int(os.environ.get("F8A_JOBS_BENCH_ORIGINAL_ROWS", EXPAND_ROWS))
 
@@ -59,6 +60,16 @@ def main() -> int:
         f"(median of {REPEATS}): "
         f"f8a-jobs {our_flows:,.0f} flows/s (run, flow and state in grouped commits), plain "
         f"APScheduler committing one outbox INSERT per run {plain_flows:,.0f} flows/s",
+        flush=True,
+    )
+
+    with fresh_database("calendars") as url:
+        cal = calendars.calendar_burst(url, CALENDAR_JOBS, THREADS)
+    print(
+        f"(1c) {CALENDAR_JOBS:,} calendar jobs in {len(calendars.ZONES)} time zones due in the "
+        f"same minute: run {cal['run']:,}, recorded missed {cal['missed']:,}, unaccounted "
+        f"{cal['unaccounted']}, each at its slot: {cal['all_at']}; lateness p50 "
+        f"{cal['late_p50_ms']:.0f} ms, p99 {cal['late_p99_ms']:.0f} ms",
         flush=True,
     )
 
@@ -134,7 +145,8 @@ def main() -> int:
         f"expand_peak_rss_mb={full['peak_rss_mb']:.0f} expand_ratio={expand_rate / original_rate:.1f} "
         f"wf_fanout_s={wf['w1_s']:.2f} wf_fanout_vs_celery={celery_w1 / wf['w1_s']:.1f} "
         f"wf_hop_ms={hop_ms:.2f} wf_hop_vs_celery={celery_hop_ms / hop_ms:.1f} "
-        f"wf_rss_mb={wf['rss_peak_mb']:.0f}"
+        f"wf_rss_mb={wf['rss_peak_mb']:.0f} cal_late_p99_ms={cal['late_p99_ms']:.0f} "
+        f"cal_unaccounted={cal['unaccounted']}"
     )
     return 0
 

@@ -1,3 +1,4 @@
+import itertools
 from datetime import datetime, timedelta
 
 import pytest
@@ -242,3 +243,23 @@ def test_misfire_policy_skip_runs_none_of_the_missed_slots(engine, scheduler):
     assert sorted(statuses, key=str) == [("missed", 1), ("missed", 3), ("missed", 3)]
     errors = {run["error"] for run in runs.list_runs(engine, job_id)[0]}
     assert any("skipped (misfire_policy: skip)" in error for error in errors)
+
+
+def test_patches_racing_the_scheduler_lose_no_edit_and_no_slot(engine, scheduler):
+    job_id = add(engine, periodically="1 second", misfire_grace_time="1 hour")
+    scheduler.start(paused=False)
+
+    def slots():
+        return sorted(r["scheduled_for"] for r in runs.list_runs(engine, job_id)[0] if r["status"] == "succeeded")
+
+    for n in range(8):  # each edit lands while the job keeps firing every second
+        seen = len(slots())
+        poll(lambda seen=seen: len(slots()) > seen)
+        jobs.patch_job(engine, job_id, {"kwargs": {}, "misfire_grace_time": 3600 + n})
+    seen = len(slots())
+    poll(lambda: len(slots()) > seen + 1)
+    job = jobs.get_job(engine, job_id)
+    assert job["misfire_grace_time"] == 3607 and job["revision"] == 9  # no edit lost
+    assert not [r for r in runs.list_runs(engine, job_id)[0] if r["status"] == "missed"]
+    moments = [datetime.fromisoformat(slot) for slot in slots()]
+    assert all(later - earlier == timedelta(seconds=1) for earlier, later in itertools.pairwise(moments))
