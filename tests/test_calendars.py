@@ -157,3 +157,33 @@ def test_unset_fields_coarser_than_those_given_mean_every_and_finer_ones_zero():
     at_ten = parse_calendar({"at_hours": [10]})
     assert at_ten.minutes == (0,) and len(at_ten.months) == 12 and at_ten.weekdays is None
     assert parse_calendar({"weekdays": ["Mon"]}).hours == (0,)
+
+
+def test_a_yaml_job_takes_the_schedule_fields_as_the_api_does():
+    import yaml
+
+    from f8a_jobs.jobs import job_json, parse_job
+
+    text = """
+job_id: paris-report
+handler: Noop
+calendar:
+  at_minutes: [30]
+  at_hours: [10, 16]
+  weekdays: [Mon, Wed]
+  first_last: {weekday: Fri, which: Last}
+  timezone: Europe/Paris
+  rundate_offset: -1
+overlap: buffer_one
+misfire_policy: run_all
+tries: 3
+retry_delay: 30 seconds
+retry_backoff: 2
+timeout: 10 minutes
+pause_on_failure: true
+"""
+    job = parse_job(yaml.safe_load(text), now=datetime(2027, 3, 19, tzinfo=UTC))
+    shown = job_json({**job.row(datetime(2027, 3, 19, tzinfo=UTC)), "revision": 1, "last_run": None})
+    assert shown["timezone"] == "Europe/Paris" and shown["overlap"] == "buffer_one"
+    assert (shown["tries"], shown["retry_delay"], shown["timeout"]) == (3, 30.0, 600.0)
+    assert shown["next_run_time"] == "2027-03-22T09:30:00+00:00"  # Monday 10:30 in Paris
