@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from f8a_jobs import service_state
+from f8a_jobs import logs, metrics, service_state
 from f8a_jobs.default_jobs import load_default_jobs
 from f8a_jobs.errors import ConfigurationError
 from f8a_jobs.flows.dispatchers import make_dispatcher
@@ -25,10 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # else one INFO line per job
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
-        )
+        logs.configure(settings.log_level, settings.log_format)
         return int(args.command(args, settings) or 0)
     except ConfigurationError as exc:
         print(f"f8a-jobs: {exc.detail}", file=sys.stderr)
@@ -92,8 +91,20 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
         service_state.set_state(engine, "paused")
     load_default_jobs(engine, settings.default_jobs_dir)
     engine.dispose()  # workers are forked: each opens its own connections
+    _metrics_directory()
     _gunicorn(settings).run()
     return 0
+
+
+def _metrics_directory() -> None:
+    """Gunicorn's workers count metrics into files in one directory, summed at scrape time;
+    files of an earlier start would count twice: the directory starts empty."""
+    directory = os.environ.get(metrics.MULTIPROCESS_DIR)
+    if directory:
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ[metrics.MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="f8a-jobs-metrics-")
 
 
 def refuse_anonymous_exposure(settings: Settings) -> None:
@@ -130,6 +141,7 @@ def _gunicorn(settings: Settings) -> Any:
             # a little longer before it kills the worker (see the README's "Stopping").
             self.cfg.set("graceful_timeout", settings.graceful_timeout)
             self.cfg.set("loglevel", settings.log_level.lower())
+            self.cfg.set("child_exit", _worker_gone)
 
         def load(self) -> Any:
             from f8a_jobs.api import create_app
@@ -137,6 +149,13 @@ def _gunicorn(settings: Settings) -> Any:
             return create_app(settings)
 
     return Server()
+
+
+def _worker_gone(_server: Any, worker: Any) -> None:
+    """A worker's live gauges stop counting when it is gone."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def _workers(settings: Settings, engine_is_sqlite: bool) -> int:

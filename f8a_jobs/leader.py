@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from f8a_jobs import service_state, wakeups
+from f8a_jobs import metrics, service_state, wakeups
 from f8a_jobs.runs import lifecycle, retention
 from f8a_jobs.runs.writer import RunWriter
 from f8a_jobs.scheduler import FiringScheduler
@@ -106,6 +106,7 @@ class Leadership:
             engine.dispose()
             raise
         log.info("this process leads (term %d): firing jobs", epoch)
+        metrics.leading(True)
         self.scheduler = scheduler
         self._listen("LISTEN")
         term = Housekeeping(engine, self.settings, epoch)
@@ -116,6 +117,7 @@ class Leadership:
                 topics = self._wait_for_wakeup()
         finally:
             self.scheduler = None
+            metrics.leading(False)
             scheduler.stop_starting()
             self._listen("UNLISTEN")
             self.lock.release()  # a standby may lead now, while our runs in flight end

@@ -59,6 +59,8 @@ class Settings:
     for_each_max_parts: int = 100_000
     backfill_max_runs: int = 10_000
     log_level: str = "INFO"
+    log_format: str = "text"  # or json: one object a line
+    metrics_token: str | None = None  # a bearer token GET /metrics asks for, if set
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +103,8 @@ class Settings:
             for_each_max_parts=number("FOR_EACH_MAX_PARTS", cls.for_each_max_parts, int),
             backfill_max_runs=number("BACKFILL_MAX_RUNS", cls.backfill_max_runs, int),
             log_level=_choice(env, "F8A_JOBS_LOG_LEVEL", cls.log_level, LOG_LEVELS, str.upper),
+            log_format=_choice(env, "F8A_JOBS_LOG_FORMAT", cls.log_format, ("text", "json")),
+            metrics_token=get("F8A_JOBS_METRICS_TOKEN") or None,
         )
 
     @property

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import connexion
+import flask
 import yaml
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
+from sqlalchemy import Engine
 
+from f8a_jobs import metrics
 from f8a_jobs.api import auth, context, errors
 from f8a_jobs.api.validation import VALIDATORS, RejectControlCharacters
 from f8a_jobs.leader import Leadership
@@ -53,4 +57,19 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     )
     app.add_middleware(RejectControlCharacters, position=MiddlewarePosition.BEFORE_EXCEPTION)
     errors.register(app)
+    app.app.add_url_rule("/metrics", "metrics", _metrics_view(engine, settings.metrics_token))
     return app
+
+
+def _metrics_view(engine: Engine, token: str | None) -> Callable[[], Any]:
+    """``GET /metrics`` (Prometheus): open, unless ``F8A_JOBS_METRICS_TOKEN`` asks for a token."""
+
+    def view() -> Any:
+        given = flask.request.headers.get("Authorization", "")
+        if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return flask.Response("a bearer token is needed\n", 401, {"WWW-Authenticate": "Bearer"})
+        return flask.Response(
+            metrics.exposition(engine), 200, {"Content-Type": metrics.CONTENT_TYPE}
+        )
+
+    return view

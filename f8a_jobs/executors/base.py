@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from f8a_jobs import logs
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.json_values import result_json
 from f8a_jobs.runs import FAILED, SUCCEEDED
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 
 def execute_run(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outcome | None:
     """Run ``run``'s handler; the outcome to record, or None when the run recorded itself
-    (it spilled its flows into a transaction of its own)."""
+    (it spilled its flows into a transaction of its own). Its log lines name the run."""
+    with logs.about(job_id=run.job_id, run_id=run.run_id):
+        return _execute(run, engine, max_result_bytes)
+
+
+def _execute(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outcome | None:
     context = RunContext(run, engine)
     started = utcnow()
     try:

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from f8a_jobs import metrics
 from f8a_jobs.executors.base import execute_run, failed
-from f8a_jobs.runs import lifecycle
+from f8a_jobs.runs import SCHEDULE, lifecycle
 from f8a_jobs.runs.lifecycle import ClaimedRun, LostLeadership, Outcome
 from f8a_jobs.runs.policy import RunPolicy
 from f8a_jobs.runs.writer import RunWriter
@@ -215,6 +216,8 @@ class ThreadExecutor:
                 self._deadlines[run.run_id, run.tries] = (time.monotonic() + timeout, run)
             self.wakeup()
         try:
+            if run.trigger == SCHEDULE and run.tries == 1:
+                metrics.run_started(run.scheduled_for, utcnow())
             outcome = execute_run(run, self.engine, self.max_result_bytes)
             self._mean_duration += 0.2 * (time.perf_counter() - started - self._mean_duration)
             with self._changed:

@@ -310,6 +310,7 @@ class ClaimedRun:
     resumed: bool = False  # a workflow run queued again (retried): its graph is stored
     policy: dict[str, Any] | None = None  # tries, delays, timeout (runs/policy.py)
     tries: int = 1  # this try's number
+    trigger: str = SCHEDULE  # what queued it
 
 
 def claim(
@@ -392,6 +393,7 @@ def claim(
             bool(row.resumed),
             row.policy,
             (row.tries or 0) + 1,
+            row.trigger,
         )
         for row in starting
         if row.run_id in started

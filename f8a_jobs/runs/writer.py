@@ -15,7 +15,7 @@ import threading
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
-from f8a_jobs import wakeups
+from f8a_jobs import metrics, wakeups
 from f8a_jobs.runs import FAILED, lifecycle
 from f8a_jobs.runs.lifecycle import Outcome
 
@@ -91,6 +91,12 @@ class RunWriter:
         flows = sum(len(outcome.flows) for outcome in batch)
         with wakeups.changing(self.engine, wakeups.FLOWS if flows else None) as connection:
             recorded = lifecycle.finish(connection, batch, tolerant)
+        for outcome in batch:
+            if outcome.run.run_id in recorded:
+                status = "retrying" if outcome.retry_at else outcome.status
+                metrics.run_ended(
+                    outcome.run.handler, status, outcome.started_at, outcome.finished_at
+                )
         dropped = len(batch) - len(recorded)
         if dropped:
             log.warning(

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from f8a_jobs import logs
 from f8a_jobs.flows.outbox import flow_row
 from f8a_jobs.handlers.base import BaseHandler
 from f8a_jobs.handlers.registry import get_handler
@@ -83,6 +84,12 @@ def flow_key(start: Start) -> str:
 
 
 def execute_try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
+    """One try of a task: check, execute, recheck. Its log lines name the run and the task."""
+    with logs.about(job_id=start.job_id, run_id=start.run_id, task=start.task):
+        return _try(start, engine, max_result_bytes)
+
+
+def _try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
     started = utcnow()
     context = TaskContext(start, engine)
     executed = False

@@ -14,6 +14,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, select
 
-from f8a_jobs import filters, wakeups
+from f8a_jobs import filters, metrics, wakeups
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.runs import lifecycle
@@ -317,6 +318,7 @@ class WorkflowRunner:
                 insert_rows(connection, flow_outbox, batch.flows, skip_conflicts=True)
                 lifecycle.finish_workflows(connection, self.epoch, batch.ended)
             wakeups.publish_requested(connection)
+            self._count(batch)
         except LostLeadership:
             raise
         except Exception:
@@ -324,6 +326,16 @@ class WorkflowRunner:
             self._connection = None  # it may be broken: the next write takes a fresh one
             connection.invalidate()
             raise
+
+    @staticmethod
+    def _count(batch: Batch) -> None:
+        states = Counter(
+            unit.state for _, unit in [*batch.inserted.values(), *batch.updated.values()]
+        )
+        for state, count in states.items():
+            metrics.task_changed(state, count)
+        for row in batch.ended:
+            metrics.run_ended("", row["status"], None, None)
 
     def _keep(self, batch: Batch) -> None:
         """A write failed: what it held is written with the next step's."""
