@@ -68,3 +68,28 @@ def test_json_logs_name_the_job_and_the_run(pg_server):
     record = poll(logged, timeout=20)
     assert record["job_id"] == "noisy" and record["run_id"] == run_id
     assert record["levelname"] == "ERROR" and "failed" in record["message"]
+
+
+def test_metrics_made_by_many_threads_at_once_are_made_once():
+    """The first runs of a process end together: their threads all ask for the metrics."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = (
+        "import threading\n"
+        "from datetime import UTC, datetime\n"
+        "from f8a_jobs import metrics\n"
+        "errors = []\n"
+        "def use():\n"
+        "    try:\n"
+        "        metrics.run_started(datetime.now(UTC), datetime.now(UTC))\n"
+        "    except Exception as error:\n"
+        "        errors.append(error)\n"
+        "threads = [threading.Thread(target=use) for _ in range(32)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "assert not errors, errors\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
