@@ -5,6 +5,7 @@ The API turns these into HTTP responses in one place (``f8a_jobs.api.errors``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -96,11 +97,10 @@ class ForbiddenTable(InvalidInput):
 
 
 def refuse_unknown(
-    data: dict[str, Any], known: tuple[str, ...], path: str, noun: str = "field"
+    data: Mapping[Any, Any], known: tuple[str, ...], path: str = "", noun: str = "field"
 ) -> None:
-    """A 400 naming the first key of ``data`` that is not one of ``known``."""
+    """A 400 naming the first key of ``data`` that is not one of ``known`` (under ``path``)."""
     unknown = sorted(str(key) for key in set(data) - set(known))
     if unknown:
-        raise InvalidInput(
-            f"{path}.{unknown[0]}", f"unknown {noun}; expected some of {', '.join(known)}"
-        )
+        field = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise InvalidInput(field, f"unknown {noun}; expected some of {', '.join(known)}")

@@ -18,7 +18,14 @@ from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, 
 from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs import wakeups
-from f8a_jobs.errors import DuplicateJob, InvalidInput, JobInUse, JobNotFound, StaleRevision
+from f8a_jobs.errors import (
+    DuplicateJob,
+    InvalidInput,
+    JobInUse,
+    JobNotFound,
+    StaleRevision,
+    refuse_unknown,
+)
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.runs import lifecycle
@@ -93,9 +100,7 @@ def parse_job(
     """Validate a job as the API or a YAML file gives it; errors name the field."""
     if not isinstance(data, Mapping):
         raise InvalidInput("body", f"expected an object, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(JOB_KEYS))
-    if unknown:
-        raise InvalidInput(unknown[0], f"unknown field; expected some of {', '.join(JOB_KEYS)}")
+    refuse_unknown(data, JOB_KEYS)
     now = now or utcnow()
     handler, kwargs, workflow = _work(data)
     grace = data.get("misfire_grace_time")

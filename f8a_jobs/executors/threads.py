@@ -75,7 +75,8 @@ class ThreadExecutor:
         self._last_heartbeat = time.monotonic()
         self._mean_duration = HORIZON  # until runs are measured: one run per thread
         self._retries: list[float] = []  # when retries fall due (monotonic): claim then
-        self._deadlines: dict[tuple[str, int], tuple[float, ClaimedRun]] = {}  # with a timeout
+        # runs with a timeout: (when it expires, the run, when it started)
+        self._deadlines: dict[tuple[str, int], tuple[float, ClaimedRun, datetime]] = {}
         self._timed_out: set[tuple[str, int]] = set()  # their late outcomes are dropped
         self._thread = threading.Thread(target=self._loop, name="f8a-jobs-claimer", daemon=True)
 
@@ -114,7 +115,7 @@ class ThreadExecutor:
         with self._changed:
             while self._retries and self._retries[0] <= now:
                 heapq.heappop(self._retries)
-            moments = [*self._retries[:1], *(due for due, _ in self._deadlines.values())]
+            moments = [*self._retries[:1], *(due for due, _, _ in self._deadlines.values())]
         return max(0.0, min([self.idle_wait, self.heartbeat_every, *(m - now for m in moments)]))
 
     def wake_at(self, moment: datetime) -> None:
@@ -127,14 +128,14 @@ class ThreadExecutor:
         """Runs past their job's timeout fail now (their threads finish in their own time)."""
         now = time.monotonic()
         with self._changed:
-            expired = [run for due, run in self._deadlines.values() if due <= now]
-            for run in expired:
+            expired = [(run, began) for due, run, began in self._deadlines.values() if due <= now]
+            for run, _ in expired:
                 del self._deadlines[run.run_id, run.tries]
                 self._timed_out.add((run.run_id, run.tries))
-        for run in expired:
+        for run, began in expired:
             limit = RunPolicy.of(run.policy).timeout or 0
             error = TimeoutError(f"the run ran longer than the job's timeout of {limit:g} s")
-            self._record(failed(run, error, utcnow(), "timed out: "))
+            self._record(failed(run, error, began, "timed out: "))
 
     def _record(self, outcome: Outcome) -> None:
         self.writer.add(outcome)
@@ -213,7 +214,8 @@ class ThreadExecutor:
         timeout = RunPolicy.of(run.policy).timeout
         if timeout:
             with self._changed:
-                self._deadlines[run.run_id, run.tries] = (time.monotonic() + timeout, run)
+                due = time.monotonic() + timeout
+                self._deadlines[run.run_id, run.tries] = (due, run, utcnow())
             self.wakeup()
         try:
             if run.trigger == SCHEDULE and run.tries == 1:

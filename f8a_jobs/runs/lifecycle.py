@@ -663,38 +663,45 @@ def workflow_rows(connection: Connection, run_ids: list[str]) -> Sequence[Any]:
 
 
 def finish_workflows(connection: Connection, epoch: int, rows: list[dict[str, Any]]) -> None:
-    """Record the end of workflow runs this term runs (``run_id``, ``status``, ``error``,
-    ``result``, ``finished_at``)."""
-    pausing = _pausing_jobs(connection, [row["run_id"] for row in rows if row["status"] == FAILED])
-    for row in rows:
-        if row["run_id"] in pausing:
-            row["error"] = f"{row['error']}{PAUSED_NOTE}"
-    recorded = update_rows(
-        connection,
-        job_runs,
-        ("run_id",),
-        [{**row, "error": storable_text(row["error"], ERROR_LIMIT)} for row in rows],
-        guards={"status": RUNNING, "epoch": epoch},
-        returning="run_id",
+    """Record the end of workflow runs this term runs (``run_id``, ``job_id``, ``status``,
+    ``error``, ``result``, ``finished_at``); pause and follow their jobs as they ask."""
+    pausing = _pausing(connection, [row["job_id"] for row in rows if row["status"] == FAILED])
+    changes = [
+        {
+            **{name: value for name, value in row.items() if name != "job_id"},
+            "error": storable_text(
+                f"{row['error']}{PAUSED_NOTE}" if row["job_id"] in pausing else row["error"],
+                ERROR_LIMIT,
+            ),
+        }
+        for row in rows
+    ]
+    recorded = set(
+        update_rows(
+            connection,
+            job_runs,
+            ("run_id",),
+            changes,
+            guards={"status": RUNNING, "epoch": epoch},
+            returning="run_id",
+        )
     )
-    pause_jobs(connection, sorted({pausing[run_id] for run_id in recorded if run_id in pausing}))
-    if recorded:
-        query = select(job_runs.c.job_id, job_runs.c.status, job_runs.c.finished_at)
-        ended = connection.execute(query.where(among(connection, job_runs.c.run_id, recorded)))
-        queue_followers(connection, [(row.job_id, row.status, row.finished_at) for row in ended])
+    ended = [row for row in rows if row["run_id"] in recorded]
+    pause_jobs(connection, sorted({row["job_id"] for row in ended} & pausing))
+    queue_followers(
+        connection, [(row["job_id"], row["status"], row["finished_at"]) for row in ended]
+    )
 
 
-def _pausing_jobs(connection: Connection, run_ids: list[str]) -> dict[str, str]:
-    """Of these failed runs, those whose job pauses on failure: run id -> job id."""
-    if not run_ids:
-        return {}
-    query = (
-        select(job_runs.c.run_id, job_runs.c.job_id)
-        .join(jobs, jobs.c.job_id == job_runs.c.job_id)
-        .where(among(connection, job_runs.c.run_id, run_ids))
-        .where(jobs.c.policy["pause_on_failure"].as_boolean().is_(True))
+def _pausing(connection: Connection, job_ids: list[str]) -> set[str]:
+    """Of these jobs, those that pause when a run fails (``pause_on_failure``)."""
+    if not job_ids:
+        return set()
+    query = select(jobs.c.job_id).where(
+        among(connection, jobs.c.job_id, job_ids),
+        jobs.c.policy["pause_on_failure"].as_boolean().is_(True),
     )
-    return {row.run_id: row.job_id for row in connection.execute(query)}
+    return set(connection.execute(query).scalars())
 
 
 def cancel_requested(connection: Connection, run_ids: list[str]) -> list[str]:

@@ -292,6 +292,7 @@ class WorkflowRunner:
             error = "; ".join(filter(None, [error, *cleanup_errors]))
         return {
             "run_id": run.run_id,
+            "job_id": run.job_id,
             "status": status,
             "error": error,
             "result": {"tasks": run.summary()},
@@ -371,6 +372,7 @@ class WorkflowRunner:
             batch.ended.append(
                 {
                     "run_id": claimed.run_id,
+                    "job_id": claimed.job_id,
                     "status": "failed",
                     "error": f"the workflow cannot start: {error.detail}",
                     "result": None,
