@@ -1,4 +1,5 @@
-"""``f8a-jobs serve [--role all|api|scheduler] | migrate | initjobs``."""
+"""``f8a-jobs serve [--role all|api|scheduler] | worker [--queues] [--concurrency] | migrate |
+initjobs``."""
 
 from __future__ import annotations
 
@@ -49,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
         help="all: API and firing; api: API only; scheduler: firing and probes (F8A_JOBS_ROLE)",
     )
     serve.set_defaults(command=serve_command)
+    worker = commands.add_parser(
+        "worker", help="run handlers and workflow tasks sent by F8A_JOBS_EXECUTOR=celery"
+    )
+    worker.add_argument(
+        "--queues", help="comma-separated broker queues to consume (default F8A_JOBS_TASK_QUEUE)"
+    )
+    worker.add_argument("--concurrency", type=int, help="processes (default: one per CPU)")
+    worker.add_argument(
+        "--pool", choices=("prefork", "threads", "solo"), default="prefork", help="Celery's pool"
+    )
+    worker.set_defaults(command=worker_command)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         command=migrate_command
     )
@@ -93,6 +105,25 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     engine.dispose()  # workers are forked: each opens its own connections
     _metrics_directory()
     _gunicorn(settings).run()
+    return 0
+
+
+def worker_command(args: argparse.Namespace, settings: Settings) -> int:
+    """A Celery worker for the runs and tries the leader sends (``executors/worker.py``)."""
+    from f8a_jobs.executors.worker import worker_app
+
+    if not settings.broker_url:
+        raise ConfigurationError(
+            "f8a-jobs worker takes runs from a broker: set F8A_JOBS_BROKER_URL"
+        )
+    migrate(get_engine(settings.database_url))  # a worker ahead of the schema fails loudly here
+    get_engine(settings.database_url).dispose()  # each process opens its own connections
+    argv = ["worker", "--queues", args.queues or settings.task_queue, "--pool", args.pool]
+    argv += ["--loglevel", settings.log_level, "--without-gossip", "--without-mingle"]
+    argv += ["--hostname", f"f8a-jobs-{os.getpid()}@%h"]  # unique: remote control queues
+    if args.concurrency:
+        argv += ["--concurrency", str(args.concurrency)]
+    worker_app(settings).worker_main(argv)
     return 0
 
 

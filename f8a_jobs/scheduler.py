@@ -20,6 +20,7 @@ from apscheduler.schedulers.base import STATE_PAUSED
 from sqlalchemy import Engine
 
 from f8a_jobs import wakeups
+from f8a_jobs.executors.celery import CeleryExecutor
 from f8a_jobs.executors.threads import ThreadExecutor
 from f8a_jobs.flows.dispatchers import make_dispatcher
 from f8a_jobs.flows.relay import Relay
@@ -69,7 +70,10 @@ class FiringScheduler:
 
         self._owns_writer = writer is None
         self.writer = writer or RunWriter(engine)
-        self.executor = ThreadExecutor(engine, settings, self.writer, owner, epoch, lost)
+        executor_class = CeleryExecutor if settings.executor == "celery" else ThreadExecutor
+        self.executor: ThreadExecutor | CeleryExecutor = executor_class(
+            engine, settings, self.writer, owner, epoch, lost
+        )
         self.workflows = WorkflowRunner(engine, settings, epoch, owner, self.executor, lost)
         self.executor.workflows = self.workflows
         self.batch = FireBatch(engine, epoch, self.executor, lost)
@@ -112,8 +116,9 @@ class FiringScheduler:
         """Wake the parts ``topics`` concern: jobs changed, runs queued, flows written."""
         if wakeups.JOBS in topics or wakeups.STATE in topics:
             self.apscheduler.wakeup()
+        if wakeups.RUNS in topics or wakeups.TASKS in topics:
+            self.executor.wakeup(topics)
         if wakeups.RUNS in topics:
-            self.executor.wakeup()
             self.workflows.poke()
         if wakeups.FLOWS in topics:
             self.relay.wakeup()

@@ -61,6 +61,10 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or json: one object a line
     metrics_token: str | None = None  # a bearer token GET /metrics asks for, if set
+    executor: str = "threads"  # or celery: handlers run on `f8a-jobs worker` processes
+    task_queue: str = "f8a-jobs"  # the broker queue of remote runs and tries, unless they say
+    remote_in_flight: int = 1000  # remote runs and tries sent and not ended, at most
+    remote_resend_after: float = 60.0  # a message no worker took by then is sent again
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,7 +109,17 @@ class Settings:
             log_level=_choice(env, "F8A_JOBS_LOG_LEVEL", cls.log_level, LOG_LEVELS, str.upper),
             log_format=_choice(env, "F8A_JOBS_LOG_FORMAT", cls.log_format, ("text", "json")),
             metrics_token=get("F8A_JOBS_METRICS_TOKEN") or None,
+            executor=_choice(env, "F8A_JOBS_EXECUTOR", cls.executor, ("threads", "celery")),
+            task_queue=get("F8A_JOBS_TASK_QUEUE") or cls.task_queue,
+            remote_in_flight=number("REMOTE_IN_FLIGHT", cls.remote_in_flight, int),
+            remote_resend_after=number("REMOTE_RESEND_AFTER", cls.remote_resend_after, float),
         )
+
+    def __post_init__(self) -> None:
+        if self.executor == "celery" and not self.broker_url:
+            raise ConfigurationError(
+                "F8A_JOBS_EXECUTOR=celery sends runs through a broker: set F8A_JOBS_BROKER_URL"
+            )
 
     @property
     def graceful_timeout(self) -> int:

@@ -21,7 +21,8 @@ JOBS = "jobs"
 STATE = "state"
 FLOWS = "flows"
 RUNS = "runs"
-ALL = frozenset({JOBS, STATE, FLOWS, RUNS})
+TASKS = "tasks"  # a remote worker reported how a workflow task's try ended
+ALL = frozenset({JOBS, STATE, FLOWS, RUNS, TASKS})
 
 log = logging.getLogger(__name__)
 _listeners: list[Callable[[str], None]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime
@@ -138,3 +139,14 @@ class Echo(BaseHandler):
 class Count(BaseHandler):
     def execute(self, values: list) -> int:
         return len(values)
+
+
+class Touch(BaseHandler):
+    """Appends its process id to ``path``, then works ``seconds``: the file counts its starts
+    across processes (remote workers)."""
+
+    def execute(self, path: str, seconds: float = 0.0, value: object = None) -> object:
+        with open(path, "a") as marks_file:
+            marks_file.write(f"{os.getpid()}\n")
+        time.sleep(seconds)
+        return value

@@ -46,6 +46,9 @@ MAX_CLAIM = 2000
 
 
 class ThreadExecutor:
+    remote: bool = False  # handlers run in this process's threads
+    claim_worker: str | None = None
+
     def __init__(
         self,
         engine: Engine,
@@ -87,7 +90,7 @@ class ThreadExecutor:
     def start(self) -> None:
         self._thread.start()
 
-    def wakeup(self) -> None:
+    def wakeup(self, topics: frozenset[str] = frozenset()) -> None:
         if not self._wake.is_set():
             self._wake.set()
 

@@ -28,6 +28,7 @@ class Taker(Protocol):
     """The executor of the firing process: takes due runs as they are queued."""
 
     owner: str
+    claim_worker: str | None  # what a claimed run's ``worker`` shows (remote executors: "")
 
     def room(self) -> int: ...
 
@@ -77,7 +78,11 @@ class FireBatch:
             if not self._advances:
                 return
             advances, fires = list(self._advances.values()), list(self._fires.values())
-            claimant = Claimant(self.taker.owner, self.taker.room()) if self.taker else None
+            claimant = (
+                Claimant(self.taker.owner, self.taker.room(), self.taker.claim_worker)
+                if self.taker
+                else None
+            )
             try:
                 queued, claimed = self._write(advances, fires, claimant)
             except LostLeadership as lost:

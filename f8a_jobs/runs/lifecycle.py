@@ -39,6 +39,7 @@ from f8a_jobs.runs import (
 from f8a_jobs.runs.policy import (
     BUFFER_ONE,
     COALESCE,
+    INTERRUPTIONS,
     ON_TIME,
     PAUSED_NOTE,
     RUN_ALL,
@@ -56,6 +57,11 @@ ORPHANED = (
     "the process running it ({owner}) stopped sending heartbeats for more than {lease:g} s; "
     "the run may have done part of its work"
 )
+LOST_WORKER = (
+    "the worker running it ({worker}) stopped sending heartbeats for more than {lease:g} s; "
+    "the run may have done part of its work"
+)
+IN_BROKER = ""  # a remote run's worker while its message waits in the broker
 RUN_COLUMNS = tuple(column.name for column in job_runs.columns)
 
 
@@ -125,6 +131,7 @@ class Claimant:
 
     owner: str
     room: int
+    worker: str | None = None  # IN_BROKER for a remote executor
 
 
 def run_row(job_id: str, scheduled_for: datetime, status: str, **values: Any) -> dict[str, Any]:
@@ -220,6 +227,7 @@ def _claim_at_once(
                 started_at=now,
                 heartbeat_at=now,
                 tries=1,
+                worker=claimant.worker,
             )
             item = fires[row["job_id"]]
             claimed.append(
@@ -314,9 +322,15 @@ class ClaimedRun:
 
 
 def claim(
-    connection: Connection, epoch: int, owner: str, limit: int, now: datetime
+    connection: Connection,
+    epoch: int,
+    owner: str,
+    limit: int,
+    now: datetime,
+    worker: str | None = None,
 ) -> list[ClaimedRun]:
     """Claim up to ``limit`` queued runs, oldest first, skipping rows others are claiming.
+    ``worker``: ``IN_BROKER`` when the executor sends them to remote workers.
 
     A scheduled run whose job was paused, or that waited beyond its misfire grace time, is
     recorded missed instead; a run whose job was deleted goes with it.
@@ -376,6 +390,7 @@ def claim(
                 heartbeat_at=now,
                 tries=func.coalesce(job_runs.c.tries, 0) + 1,
                 not_before=None,
+                worker=worker,
             )
             .returning(job_runs.c.run_id)
         ).scalars()
@@ -437,28 +452,36 @@ def _not_startable(row: Any, now: datetime) -> str | None:
     return None
 
 
-def heartbeat(connection: Connection, owner: str, run_ids: list[str], now: datetime) -> None:
-    """Show that this process still runs ``run_ids``."""
-    connection.execute(
-        update(job_runs)
-        .where(
-            among(connection, job_runs.c.run_id, run_ids),
-            job_runs.c.owner == owner,
-            job_runs.c.status == RUNNING,
-        )
-        .values(heartbeat_at=now)
+def heartbeat(
+    connection: Connection, owner: str, run_ids: list[str], now: datetime, waiting: bool = False
+) -> None:
+    """Show that this process still runs ``run_ids`` (``waiting``: those of them whose message
+    still waits in the broker; a worker that took one heartbeats it from then on)."""
+    query = update(job_runs).where(
+        among(connection, job_runs.c.run_id, run_ids),
+        job_runs.c.owner == owner,
+        job_runs.c.status == RUNNING,
     )
+    if waiting:
+        query = query.where(job_runs.c.worker == IN_BROKER)
+    connection.execute(query.values(heartbeat_at=now))
 
 
 def fail_orphans(connection: Connection, epoch: int, lease: float, now: datetime) -> int:
-    """Fail the runs whose process has stopped sending heartbeats: it is gone.
+    """Settle the runs whose process has stopped sending heartbeats: it is gone.
 
-    Call it only once a term is older than ``lease``: a live process heartbeats within a lease
-    of the database coming back, so a stale heartbeat then means a dead process.
+    An in-process run fails (it may have done part of its work). A remote run still in the
+    broker is queued again as the same try; one whose worker died runs again as a new try, up
+    to ``INTERRUPTIONS`` times beyond its job's tries. Call it only once a term is older than
+    ``lease``: a live process heartbeats within a lease of the database coming back, so a stale
+    heartbeat then means a dead process. Returns how many runs it settled.
     """
     fence(connection, epoch)
     stale = connection.execute(
-        select(job_runs.c.run_id, job_runs.c.owner, job_runs.c.job_id).where(
+        select(job_runs.c.run_id, job_runs.c.owner, job_runs.c.job_id, job_runs.c.worker)
+        .add_columns(job_runs.c.tries, jobs.c.policy)
+        .select_from(job_runs.outerjoin(jobs, jobs.c.job_id == job_runs.c.job_id))
+        .where(
             job_runs.c.status == RUNNING,
             job_runs.c.graph.is_(None),  # a workflow run is the runner's: it resumes it
             or_(
@@ -467,24 +490,84 @@ def fail_orphans(connection: Connection, epoch: int, lease: float, now: datetime
             ),
         )
     ).all()
-    rows = [
-        {
-            "run_id": row.run_id,
-            "status": FAILED,
-            "finished_at": now,
-            "error": ORPHANED.format(owner=row.owner, lease=lease),
-        }
-        for row in stale
-    ]
-    failed = set(
+    failed, again = [], []
+    for row in stale:
+        tries = row.tries or 1
+        if row.worker is None:
+            error = ORPHANED.format(owner=row.owner, lease=lease)
+        elif row.worker == IN_BROKER:  # never started: the same try, sent again
+            again.append(_queued_again(row.run_id, tries - 1, None))
+            continue
+        else:
+            error = LOST_WORKER.format(worker=row.worker, lease=lease)
+            if tries < RunPolicy.of(row.policy).tries + INTERRUPTIONS:
+                again.append(_queued_again(row.run_id, tries, error))
+                continue
+        failed.append({"run_id": row.run_id, "status": FAILED, "finished_at": now, "error": error})
+    ended = set(
         update_rows(
-            connection, job_runs, ("run_id",), rows, guards={"status": RUNNING}, returning="run_id"
+            connection,
+            job_runs,
+            ("run_id",),
+            failed,
+            guards={"status": RUNNING},
+            returning="run_id",
         )
     )
-    queue_followers(
-        connection, [(row.job_id, FAILED, now) for row in stale if row.run_id in failed]
+    queue_followers(connection, [(row.job_id, FAILED, now) for row in stale if row.run_id in ended])
+    requeued = update_rows(
+        connection, job_runs, ("run_id",), again, guards={"status": RUNNING}, returning="run_id"
     )
-    return len(failed)
+    if requeued:
+        wakeups.request(connection, wakeups.RUNS)
+    return len(ended) + len(requeued)
+
+
+def _queued_again(run_id: str, tries: int, error: str | None) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "status": QUEUED,
+        "tries": tries,
+        "worker": None,
+        "not_before": None,
+        "error": error,
+    }
+
+
+# --- remote runs: what the worker running one writes ----------------------------------------
+
+
+def start_remote(
+    connection: Connection, run_id: str, tries: int, worker: str, now: datetime
+) -> bool:
+    """A worker takes a run whose message it received: False when the message is stale (the
+    run ended, another worker took it, or it runs as another try), and must be dropped."""
+    return bool(
+        connection.execute(
+            update(job_runs)
+            .where(
+                job_runs.c.run_id == run_id,
+                job_runs.c.status == RUNNING,
+                job_runs.c.tries == tries,
+                job_runs.c.worker == IN_BROKER,
+                job_runs.c.cancel_requested.is_not(True),
+            )
+            .values(worker=worker, started_at=now, heartbeat_at=now)
+        ).rowcount
+    )
+
+
+def beat_remote(connection: Connection, worker: str, run_ids: list[str], now: datetime) -> None:
+    """A worker shows it still runs ``run_ids``."""
+    connection.execute(
+        update(job_runs)
+        .where(
+            among(connection, job_runs.c.run_id, run_ids),
+            job_runs.c.worker == worker,
+            job_runs.c.status == RUNNING,
+        )
+        .values(heartbeat_at=now)
+    )
 
 
 # --- finished ----------------------------------------------------------------------------
@@ -714,16 +797,19 @@ def cancel_requested(connection: Connection, run_ids: list[str]) -> list[str]:
 
 
 def request_cancel(connection: Connection, run_id: str, now: datetime) -> str | None:
-    """Cancel a run: a queued one at once, a running workflow by asking its runner. Returns
-    the run's status before, or None when there is no such run."""
+    """Cancel a run: a queued one at once, and a remote one no worker took yet (its message
+    is revoked); a running workflow by asking its runner. Returns the run's status before, or
+    None when there is no such run."""
     row = connection.execute(
-        select(job_runs.c.status, job_runs.c.graph.is_not(None).label("workflow"))
+        select(
+            job_runs.c.status, job_runs.c.worker, job_runs.c.graph.is_not(None).label("workflow")
+        )
         .where(job_runs.c.run_id == run_id)
         .with_for_update()
     ).first()
     if row is None:
         return None
-    if row.status == QUEUED:
+    if row.status == QUEUED or (row.status == RUNNING and row.worker == IN_BROKER):
         connection.execute(
             update(job_runs)
             .where(job_runs.c.run_id == run_id)

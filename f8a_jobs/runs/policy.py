@@ -24,7 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from f8a_jobs.errors import InvalidInput
-from f8a_jobs.workflows.spec import MAX_TRIES, backoff_factor, seconds_or, whole_number
+from f8a_jobs.workflows.spec import (
+    MAX_TRIES,
+    backoff_factor,
+    queue_name,
+    seconds_or,
+    whole_number,
+)
 
 POLICY_KEYS = (
     "tries",
@@ -35,6 +41,7 @@ POLICY_KEYS = (
     "overlap",
     "max_parallel",
     "misfire_policy",
+    "queue",
 )
 SKIP, BUFFER_ONE, ALLOW = "skip", "buffer_one", "allow"  # overlap (skip: misfires too)
 COALESCE, RUN_ALL = "coalesce", "run_all"  # misfire_policy
@@ -42,6 +49,9 @@ ON_TIME = timedelta(seconds=1)  # a slot fired later than this misfired (misfire
 MAX_PARALLEL = 1000
 RETRY_KEYS = ("tries", "retry_delay", "retry_backoff")
 PAUSED_NOTE = "; the job is paused (pause_on_failure)"
+# A try whose process died runs again, not counted against ``tries``, this many times at most:
+# a handler that kills its process each time then fails.
+INTERRUPTIONS = 3
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class RunPolicy:
     overlap: str = SKIP
     max_parallel: int = 10
     misfire_policy: str = COALESCE
+    queue: str | None = None  # remote execution: the broker queue its runs go to
 
     @classmethod
     def of(cls, data: Mapping[str, Any] | None) -> RunPolicy:
@@ -80,7 +91,7 @@ DEFAULT = RunPolicy()
 def parse_policy(data: Mapping[str, Any], workflow: bool) -> dict[str, Any] | None:
     """The policy fields of a job; a workflow's tasks have their own tries and timeouts."""
     if workflow:
-        for key in RETRY_KEYS:
+        for key in (*RETRY_KEYS, "queue"):
             if key in data:
                 raise InvalidInput(
                     key, "applies to a job with a handler: a workflow's tasks have their own"
@@ -107,6 +118,7 @@ def parse_policy(data: Mapping[str, Any], workflow: bool) -> dict[str, Any] | No
         retry_backoff=backoff_factor(data.get("retry_backoff"), "retry_backoff"),
         timeout=None if workflow else seconds_or(data.get("timeout"), "timeout", None),
         pause_on_failure=pause,
+        queue=None if workflow else queue_name(data.get("queue"), "queue"),
     )
     return policy.json()
 

@@ -87,6 +87,7 @@ def run_json(run: Mapping[Any, Any]) -> dict[str, Any]:
         "owner": run.get("owner"),
         "tries": run.get("tries"),
         "not_before": _iso(run.get("not_before")),
+        "worker": run.get("worker") or None,
     }
 
 

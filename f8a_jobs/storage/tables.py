@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -111,6 +112,8 @@ job_runs = Table(
     Column("cancel_requested", Boolean, nullable=True),  # the API asked a workflow run to stop
     Column("tries", Integer, nullable=True),  # tries started (a plain job's retries)
     Column("not_before", UTCDateTime, nullable=True),  # a retry waits until then
+    # remote runs: "" while the message waits in the broker, then the worker that runs it
+    Column("worker", String(255), nullable=True),
     # One run per job and slot; also the index of a job's runs in time order.
     UniqueConstraint("job_id", "scheduled_for", "trigger", name="uq_job_runs_slot"),
     Index("ix_job_runs_status", "status", "scheduled_for"),
@@ -136,6 +139,16 @@ run_tasks = Table(
     Column("error", Text, nullable=True),
     Column("traceback", Text, nullable=True),
     Column("item", Json, nullable=True),  # a for_each part's item
+    # remote tries: "" while the message waits in the broker, then the worker that runs it
+    Column("worker", String(255), nullable=True),
+    # a remote try's outcome, as its worker reported it, until the runner applies it
+    Column("reported", NullableJson, nullable=True),
+    Index(
+        "ix_run_tasks_reported",
+        "run_id",
+        postgresql_where=text("reported IS NOT NULL"),
+        sqlite_where=text("reported IS NOT NULL"),
+    ),
 )
 
 flow_outbox = Table(

@@ -23,6 +23,7 @@ from f8a_jobs.json_values import storable_text
 from f8a_jobs.runs import CANCELLED as RUN_CANCELLED
 from f8a_jobs.runs import FAILED as RUN_FAILED
 from f8a_jobs.runs import SUCCEEDED as RUN_SUCCEEDED
+from f8a_jobs.runs.policy import INTERRUPTIONS
 from f8a_jobs.workflows import (
     CANCELLED,
     DONE,
@@ -41,7 +42,6 @@ from f8a_jobs.workflows.expand import JOB_END, Node
 from f8a_jobs.workflows.spec import referenced_task
 
 ERROR_LIMIT = 8_000
-INTERRUPTIONS = 3
 TRACEBACK_LIMIT = 64_000
 Key = tuple[str, int]  # (task name, part)
 
@@ -66,6 +66,8 @@ class Unit:
     error: str | None = None
     traceback: str | None = None
     item: Any = None  # a for_each part's item
+    worker: str | None = None  # remote tries: "" in the broker, then the worker running it
+    reported: Any = None  # a remote try's outcome until it is applied (always None here)
 
     @property
     def key(self) -> Key:
@@ -89,6 +91,8 @@ class Start:
     handler: str
     kwargs: dict[str, Any]
     deadline: datetime | None
+    queue: str | None = None  # the broker queue of a remote try (None: the default)
+    timeout: float | None = None  # the task's timeout (a remote try's time limit)
 
 
 @dataclass(slots=True)
@@ -107,6 +111,7 @@ class TryOutcome:
     error: str | None = None
     traceback: str | None = None
     flows: list[dict[str, Any]] = field(default_factory=list)
+    worker: str | None = None  # the remote worker that ran it
 
 
 class WorkflowRun:
@@ -224,6 +229,8 @@ class WorkflowRun:
         self.running.discard(unit.key)
         unit.started_at = outcome.started_at or unit.started_at
         unit.executed = unit.executed or outcome.executed
+        unit.worker = outcome.worker or unit.worker
+        unit.reported = None
         if outcome.state in DONE:
             self._settle(unit, outcome.state, now, result=outcome.result)
         else:
@@ -240,7 +247,7 @@ class WorkflowRun:
         if unit.tries >= self.nodes[unit.task].tries + INTERRUPTIONS or self.stopping:
             self._settle(unit, FAILED, now, error=reason)
             return
-        self._set(unit, state=READY, ready_at=now, error=reason, owner=None)
+        self._set(unit, state=READY, ready_at=now, error=reason, owner=None, reported=None)
         self.ready.append(key)
 
     def tick(self, now: datetime) -> None:
@@ -391,6 +398,8 @@ class WorkflowRun:
             handler=node.handler or "",
             kwargs={**kwargs, **item_kwargs(unit)},
             deadline=now + timedelta(seconds=node.timeout) if node.timeout else None,
+            queue=node.queue,
+            timeout=node.timeout,
         )
 
     def _split(self, unit: Unit, items: Any, now: datetime) -> None:

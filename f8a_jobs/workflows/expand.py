@@ -60,6 +60,7 @@ class Node:
     timeout: float | None = None
     for_each: Any = None
     team_name: str | None = None
+    queue: str | None = None  # remote execution: the broker queue its tries go to
     kind: str = TASK
 
     def json(self) -> dict[str, Any]:
@@ -135,6 +136,7 @@ def _node(task: TaskSpec, job_id: str, handler: str | None, kwargs: dict[str, An
         timeout=task.timeout,
         for_each=task.for_each,
         team_name=task.team_name,
+        queue=task.queue,
         kind=TASK if handler else GROUP,
     )
 

@@ -14,12 +14,22 @@ from sqlalchemy import Connection, Engine, select
 from f8a_jobs import wakeups
 from f8a_jobs.errors import JobNotFound, RunConflict, RunNotFound
 from f8a_jobs.runs import CANCELLED, FAILED, FINISHED, lifecycle
+from f8a_jobs.runs.lifecycle import IN_BROKER
 from f8a_jobs.runs.queries import run_json
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.storage.tables import job_runs, jobs
 from f8a_jobs.workflows import PENDING, WHOLE, store
 
-TASK_FIELDS = ("state", "tries", "started_at", "finished_at", "error", "traceback", "result")
+TASK_FIELDS = (
+    "state",
+    "tries",
+    "started_at",
+    "finished_at",
+    "error",
+    "traceback",
+    "result",
+    "worker",
+)
 
 
 def get_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
@@ -76,6 +86,7 @@ def _fields(row: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("started_at", "finished_at"):
         moment = row.get(name)
         values[name] = moment.isoformat() if moment else None
+    values["worker"] = values["worker"] or None  # "": its message waits in the broker
     return values
 
 
@@ -96,14 +107,15 @@ def retry_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
 
 
 def cancel_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
-    """Cancel what has not started: a queued run at once, a running workflow's pending tasks
-    (the tasks running finish)."""
+    """Cancel what has not started: a queued run (or a remote one no worker took) at once, a
+    running workflow's pending tasks (the tasks running finish)."""
     with wakeups.changing(engine, wakeups.RUNS) as connection:
         row = _run_row(connection, job_id, run_id)
         if row["status"] in FINISHED:
             raise RunConflict(run_id, f"the run has already ended ({row['status']})")
         if (
             row["status"] != "queued"
+            and row["worker"] != IN_BROKER  # a remote run no worker took is cancelled at once
             and row["graph"] is None
             and not _is_workflow(connection, job_id)
         ):

@@ -26,7 +26,7 @@ from f8a_jobs import filters, metrics, wakeups
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.runs import lifecycle
-from f8a_jobs.runs.lifecycle import ClaimedRun, LostLeadership
+from f8a_jobs.runs.lifecycle import IN_BROKER, ClaimedRun, LostLeadership
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
 from f8a_jobs.storage.bulk import insert_rows
@@ -59,6 +59,8 @@ ORPHANED = "the process running it ({owner}) stopped sending heartbeats for more
 
 
 class TaskExecutor(Protocol):
+    remote: bool  # tries go to workers elsewhere: they show worker "" until one takes them
+
     def free(self) -> int: ...
 
     def run_tasks(self, starts: list[Start], sink: Callable[[TryOutcome], None]) -> None: ...
@@ -166,10 +168,11 @@ class WorkflowRunner:
             self._claimed.append(run)
         self.wakeup()
 
-    def add(self, outcome: TryOutcome) -> None:
+    def add(self, outcome: TryOutcome, handed: bool = True) -> None:
+        """A try ended (``handed``: one this term handed to the executor)."""
         with self._lock:
             self._outcomes.append(outcome)
-            self._handed -= 1
+            self._handed -= handed
             if self._handed <= 0:
                 self._arrived.notify()
         self.wakeup()
@@ -249,6 +252,7 @@ class WorkflowRunner:
 
     def _admit(self, batch: Batch, now: datetime) -> None:
         room = self.executor.free() if self._starting else 0
+        worker = IN_BROKER if self.executor.remote else None
         for run in self.runs.values():
             if room <= 0:
                 break
@@ -256,6 +260,7 @@ class WorkflowRunner:
             for start in starts:
                 unit = run.units[(start.task, start.part)]
                 unit.owner, unit.epoch, unit.heartbeat_at = self.owner, self.epoch, now
+                unit.worker = worker
             room -= len(starts)
             batch.starts.extend(starts)
 
@@ -442,34 +447,39 @@ class WorkflowRunner:
                 self._retry_orphans(connection, now)
 
     def _retry_orphans(self, connection: Connection, now: datetime) -> None:
-        """Tries another process, or an earlier term of this one, started and that stopped
-        heartbeating: their outcomes will not reach this runner, so they run again."""
-        foreign = [
+        """Tries whose process stopped heartbeating run again: those another process or an
+        earlier term of this one started, and those a remote worker took (their outcomes
+        will not reach this runner). A try whose outcome waits on its row is not lost."""
+        remote = self.executor.remote
+        suspects = [
             (run, unit)
             for run in self.runs.values()
             for unit in run.units.values()
             if unit.state == RUNNING
-            and (unit.owner != self.owner or unit.epoch != self.epoch)
             and unit.key in run.running
+            and (remote or unit.owner != self.owner or unit.epoch != self.epoch)
         ]
-        if not foreign:
+        if not suspects:
             return
         stale_before = now - timedelta(seconds=self.lease)
-        beats = {
-            (row.run_id, row.task, row.part): row.heartbeat_at
+        rows = {
+            (row.run_id, row.task, row.part): row
             for row in connection.execute(
-                select(
-                    run_tasks.c.run_id, run_tasks.c.task, run_tasks.c.part, run_tasks.c.heartbeat_at
-                )
-                .where(run_tasks.c.run_id.in_({run.run_id for run, _ in foreign}))
+                select(run_tasks.c.run_id, run_tasks.c.task, run_tasks.c.part)
+                .add_columns(run_tasks.c.heartbeat_at, run_tasks.c.worker)
+                .add_columns(run_tasks.c.reported.is_not(None).label("reported"))
+                .where(run_tasks.c.run_id.in_({run.run_id for run, _ in suspects}))
                 .where(run_tasks.c.state == RUNNING)
             )
         }
-        for run, unit in foreign:
-            beat = beats.get((run.run_id, unit.task, unit.part))
-            if beat is None or beat < stale_before:
-                error = ORPHANED.format(owner=unit.owner, lease=self.lease)
-                run.interrupted(unit.key, error, now)
+        for run, unit in suspects:
+            row = rows.get((run.run_id, unit.task, unit.part))
+            ours = unit.owner == self.owner and unit.epoch == self.epoch
+            if row is not None and (row.reported or (ours and not row.worker)):
+                continue  # its outcome waits to be applied; or it is ours, here or in the broker
+            if row is None or row.heartbeat_at is None or row.heartbeat_at < stale_before:
+                who = row.worker if row is not None and row.worker else unit.owner
+                run.interrupted(unit.key, ORPHANED.format(owner=who, lease=self.lease), now)
 
     # --- cleanup ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ jobs (references, loops through them, size after inlining) live in ``expand``.
 from __future__ import annotations
 
 import graphlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,8 +41,10 @@ TASK_KEYS = (
     "timeout",
     "for_each",
     "team_name",
+    "queue",
 )
 MAX_TRIES = 100
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 NAME_LIMIT = 255
 
 
@@ -59,6 +62,7 @@ class TaskSpec:
     timeout: float | None = None
     for_each: Any = None  # a list of objects, {"$filter": …} or {"$result": …}
     team_name: str | None = None
+    queue: str | None = None  # remote execution: the broker queue of its tries
 
     def json(self) -> dict[str, Any]:
         """The stored form: defaults left out."""
@@ -143,6 +147,7 @@ def _parse_task(item: Any, path: str) -> TaskSpec:
         timeout=seconds_or(data.get("timeout"), f"{path}.timeout", None),
         for_each=_for_each(data.get("for_each"), f"{path}.for_each", handler, job),
         team_name=_optional_text(data.get("team_name"), f"{path}.team_name"),
+        queue=queue_name(data.get("queue"), f"{path}.queue"),
     )
 
 
@@ -216,6 +221,17 @@ def backoff_factor(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 100:
         raise InvalidInput(path, f"{value!r} must be a factor from 1 to 100")
     return float(value)
+
+
+def queue_name(value: Any, path: str) -> str | None:
+    """A broker queue's name (remote execution), or None for the default queue."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
+        raise InvalidInput(
+            path, f"{value!r}: a queue name is 1 to 200 letters, digits and '_', '-', '.', ':'"
+        )
+    return value
 
 
 def _optional_text(value: Any, path: str) -> str | None:

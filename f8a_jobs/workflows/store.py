@@ -7,12 +7,13 @@ run's failed tasks for a retry; nothing else writes task rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, select, update
 
+from f8a_jobs.runs.lifecycle import IN_BROKER
 from f8a_jobs.storage.bulk import among, insert_rows, update_rows
 from f8a_jobs.storage.tables import run_tasks
 from f8a_jobs.workflows import CANCELLED, FAILED, PENDING, READY, RUNNING, UPSTREAM_FAILED, WHOLE
@@ -23,6 +24,7 @@ KEY = ("run_id", "task", "part")
 # What a change may set: all but the key and the item (a part's item is set once).
 CHANGED_COLUMNS = tuple(name for name in UNIT_COLUMNS if name not in (*KEY, "item"))
 RETRIED = (FAILED, UPSTREAM_FAILED, CANCELLED)
+TaskKey = tuple[str, str, int]  # run, task, part
 
 
 def write_units(
@@ -52,14 +54,91 @@ def load_units(connection: Connection, run_ids: list[str]) -> dict[str, list[Uni
 
 
 def heartbeat(
-    connection: Connection, owner: str, keys: Iterable[tuple[str, str, int]], now: datetime
+    connection: Connection,
+    owner: str,
+    keys: Iterable[TaskKey],
+    now: datetime,
+    waiting: bool = False,
 ) -> None:
-    """Show that this process still runs the tries of ``keys`` (run, task, part)."""
+    """Show that this process still runs the tries of ``keys`` (run, task, part); ``waiting``:
+    those of them whose message waits in the broker (a worker that took one heartbeats it)."""
     rows = [
         {"run_id": run_id, "task": task, "part": part, "heartbeat_at": now}
         for run_id, task, part in keys
     ]
-    update_rows(connection, run_tasks, KEY, rows, guards={"owner": owner, "state": RUNNING})
+    guards: dict[str, Any] = {"owner": owner, "state": RUNNING}
+    if waiting:
+        guards["worker"] = IN_BROKER
+    update_rows(connection, run_tasks, KEY, rows, guards=guards)
+
+
+# --- remote tries: what the worker running one writes --------------------------------------
+
+
+def _key_is(key: TaskKey) -> ColumnElement[bool]:
+    run_id, task, part = key
+    return and_(run_tasks.c.run_id == run_id, run_tasks.c.task == task, run_tasks.c.part == part)
+
+
+def start_remote(
+    connection: Connection, key: TaskKey, try_number: int, worker: str, now: datetime
+) -> bool:
+    """A worker takes the try its message names: False when the message is stale (the try
+    ended, another worker took it, or the task runs another try), and must be dropped."""
+    query = update(run_tasks).where(
+        _key_is(key),
+        run_tasks.c.state == RUNNING,
+        run_tasks.c.tries == try_number,
+        run_tasks.c.worker == IN_BROKER,
+    )
+    return bool(
+        connection.execute(query.values(worker=worker, started_at=now, heartbeat_at=now)).rowcount
+    )
+
+
+def beat_remote(
+    connection: Connection, worker: str, keys: Iterable[TaskKey], now: datetime
+) -> None:
+    rows = [
+        {"run_id": run_id, "task": task, "part": part, "heartbeat_at": now}
+        for run_id, task, part in keys
+    ]
+    update_rows(connection, run_tasks, KEY, rows, guards={"worker": worker, "state": RUNNING})
+
+
+def report(
+    connection: Connection, key: TaskKey, try_number: int, worker: str, outcome: dict[str, Any]
+) -> bool:
+    """A worker records how its try ended; the leader's runner applies it (``reports``)."""
+    query = update(run_tasks).where(
+        _key_is(key),
+        run_tasks.c.state == RUNNING,
+        run_tasks.c.tries == try_number,
+        run_tasks.c.worker == worker,
+    )
+    return bool(connection.execute(query.values(reported=outcome)).rowcount)
+
+
+def reports(connection: Connection) -> Sequence[Any]:
+    """Every reported outcome not applied yet (a partial index holds just these rows)."""
+    return connection.execute(
+        select(run_tasks.c.run_id, run_tasks.c.task, run_tasks.c.part, run_tasks.c.worker)
+        .add_columns(run_tasks.c.tries, run_tasks.c.reported)
+        .where(run_tasks.c.reported.is_not(None))
+    ).all()
+
+
+def try_states(connection: Connection, run_ids: Iterable[str]) -> dict[TaskKey, Any]:
+    """The state, tries and worker of every unit of ``run_ids``."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return {}
+    rows = connection.execute(
+        select(run_tasks.c.run_id, run_tasks.c.task, run_tasks.c.part, run_tasks.c.state)
+        .add_columns(run_tasks.c.tries, run_tasks.c.worker)
+        .where(among(connection, run_tasks.c.run_id, ids))
+    )
+    return {(row.run_id, row.task, row.part): row for row in rows}
 
 
 def reset_for_retry(connection: Connection, run_id: str, now: datetime) -> int:

@@ -1,0 +1,312 @@
+"""Remote execution (``F8A_JOBS_EXECUTOR=celery``): real ``f8a-jobs worker`` processes on real
+brokers run plain runs and workflow tries; the database records them; the failure paths
+(a worker killed, a broker restarted, duplicate and cancelled messages) lose nothing and run
+nothing twice."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from f8a_jobs.errors import ConfigurationError
+from f8a_jobs.executors.messages import claimed_run, run_message, start_of, try_message
+from f8a_jobs.runs.lifecycle import ClaimedRun
+from f8a_jobs.schedules import utcnow
+from f8a_jobs.settings import Settings
+from f8a_jobs.workflows.engine import Start
+from tests.conftest import BROKERS, ROOT, TEST_SETTINGS, poll
+from tests.test_celery import RedisServer
+from tests.test_workflows import VDK
+
+ENDED = ("succeeded", "failed", "cancelled")
+
+
+class RemoteWorker:
+    """A real ``f8a-jobs worker`` process (its pool's processes in its own session)."""
+
+    def __init__(self, database_url, broker_url, queues, log_path, concurrency=1, **env):
+        self.log_path = log_path
+        environment = {**os.environ, **TEST_SETTINGS, "PYTHONPATH": str(ROOT),
+                       "F8A_JOBS_DATABASE_URL": database_url, "F8A_JOBS_BROKER_URL": broker_url, **env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "f8a_jobs.cli", "worker", "--queues", queues,
+             "--concurrency", str(concurrency)],
+            env=environment, cwd=ROOT, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        poll(self._ready, timeout=60, interval=0.1)
+
+    def _ready(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()}")
+        return " ready." in self.log()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self):
+        """``kill -9`` of the worker and its pool's processes."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def fresh_pg(pytestconfig):
+    from f8a_jobs.storage.db import build_engine
+    from f8a_jobs.storage.migrate import migrate
+    from tests.conftest import wipe
+
+    url = str(pytestconfig.f8a_pg_url)
+    engine = build_engine(url)
+    migrate(engine)
+    wipe(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def remote(fresh_pg, server_factory, tmp_path):
+    """Start a leader (``server(broker)``) and workers (``worker(broker, queues)``) on fresh
+    queues; everything stops at the end."""
+    workers = []
+    queue = f"f8a-jobs-test-{uuid.uuid4().hex[:8]}"
+
+    class Remote:
+        default_queue = queue
+
+        @staticmethod
+        def server(broker_url, **env):
+            settings = {"F8A_JOBS_EXECUTOR": "celery", "F8A_JOBS_BROKER_URL": broker_url,
+                        "F8A_JOBS_TASK_QUEUE": queue, "F8A_JOBS_WORKERS": "1",
+                        "F8A_JOBS_LEADER_POLL_INTERVAL": "0.5", **env}
+            return server_factory(fresh_pg, **settings).start()
+
+        @staticmethod
+        def worker(broker_url, queues=queue, concurrency=1, **env):
+            log_path = tmp_path / f"worker-{len(workers)}.log"
+            workers.append(RemoteWorker(fresh_pg, broker_url, queues, log_path, concurrency, **env))
+            return workers[-1]
+
+    yield Remote
+    for worker in workers:
+        worker.stop()
+
+
+def run_of(server, job_id, run_id):
+    return server.get(f"/jobs/{job_id}/runs/{run_id}").json()["run"]
+
+
+def ended(server, job_id, run_id):
+    run = run_of(server, job_id, run_id)
+    return run if run["status"] in ENDED else None
+
+
+def create(server, **job):
+    response = server.post("/jobs", json={"state": "paused", **job})
+    assert response.status_code == 201, response.text
+    return response.json()["job"]
+
+
+def run_now(server, job_id):
+    return server.post(f"/jobs/{job_id}/run").json()["run"]["run_id"]
+
+
+def starts(path):
+    return path.read_text().split() if path.exists() else []
+
+
+# --- messages and settings ------------------------------------------------------------------
+
+
+def test_messages_are_json_and_carry_the_try_they_start():
+    run = ClaimedRun("r1", "job", utcnow(), "Touch", {"path": "/x"}, 3, "leader:1", None, False,
+                     {"tries": 2}, 2, "manual")
+    assert claimed_run(run_message(run)) == run
+    start = Start("r1", "job", utcnow(), "a/b", 4, 10, 2, "Echo", {"value": [1]}, utcnow(), "q", 1.5)
+    assert start_of(try_message(start)) == dataclasses.replace(start, queue=None)  # routing only
+
+
+def test_the_celery_executor_needs_a_broker():
+    with pytest.raises(ConfigurationError, match="F8A_JOBS_BROKER_URL"):
+        Settings.from_env({"F8A_JOBS_EXECUTOR": "celery"})
+
+
+def test_queue_names_are_checked(fresh_pg, server_factory):
+    server = server_factory(fresh_pg, F8A_JOBS_WORKERS="1").start()
+    bad = server.post("/jobs", json={"job_id": "q", "handler": "Noop", "queue": "no spaces"})
+    assert bad.status_code == 400 and "queue" in bad.text
+    task = server.post("/jobs", json={"job_id": "w", "tasks": [{"name": "a", "handler": "Noop", "queue": "bad queue!"}]})
+    assert task.status_code == 400 and "tasks[0].queue" in task.text
+    on_workflow = server.post("/jobs", json={"job_id": "w", "queue": "q", "tasks": [{"name": "a", "handler": "Noop"}]})
+    assert on_workflow.status_code == 400 and "queue" in on_workflow.text
+    good = server.post("/jobs", json={"job_id": "q", "handler": "Noop", "queue": "gpu.large"})
+    assert good.status_code == 201 and good.json()["job"]["queue"] == "gpu.large"
+
+
+# --- runs on workers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_runs_and_tries_run_on_workers_and_results_pass_between_them(broker, remote, tmp_path):
+    server = remote.server(BROKERS[broker])
+    first = remote.worker(BROKERS[broker], queues=f"{remote.default_queue},one")
+    second = remote.worker(BROKERS[broker], queues="two")
+    marks = tmp_path / "marks"
+    create(server, job_id="plain", handler="Touch", kwargs={"path": str(marks), "value": {"n": 1}})
+    run_id = run_now(server, "plain")
+    run = poll(lambda: ended(server, "plain", run_id), timeout=30)
+    assert run["status"] == "succeeded", run
+    assert run["result"] == {"n": 1} and run["tries"] == 1
+    assert run["worker"].endswith(f":{starts(marks)[0]}")  # the worker's process ran it
+
+    create(server, job_id="flow", tasks=[
+        {"name": "a", "handler": "Square", "kwargs": {"value": 7}, "queue": "one"},
+        {"name": "b", "handler": "Echo", "kwargs": {"value": {"$result": "a"}}, "queue": "two",
+         "depends_on": ["a"]},
+    ])
+    run_id = run_now(server, "flow")
+    run = poll(lambda: ended(server, "flow", run_id), timeout=30)
+    assert run["status"] == "succeeded", run
+    tasks = {task["name"]: task for task in run["tasks"]}
+    assert tasks["a"]["result"] == 49 and tasks["b"]["result"] == 49
+    assert tasks["a"]["worker"] != tasks["b"]["worker"]  # different worker processes
+    assert "succeeded" in first.log() and "succeeded" in second.log()
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_the_vdk_example_across_two_workers_keeps_its_concurrency_limit(broker, remote):
+    server = remote.server(BROKERS[broker])
+    remote.worker(BROKERS[broker])
+    remote.worker(BROKERS[broker])
+    for n in range(1, 7):
+        create(server, job_id=f"job{n}", handler="Sleep", kwargs={"seconds": 0.4})
+    create(server, job_id="meta", tasks=VDK, max_concurrent=2)
+    run_id = run_now(server, "meta")
+    run = poll(lambda: ended(server, "meta", run_id), timeout=60)
+    assert run["status"] == "succeeded", run
+    tasks = {task["name"]: task for task in run["tasks"]}
+    start = {name: task["started_at"] for name, task in tasks.items()}
+    end = {name: task["finished_at"] for name, task in tasks.items()}
+    assert end["job1"] <= min(start["job2"], start["job3"], start["job4"])
+    assert end["job3"] <= min(start["job5"], start["job6"])
+    for name in tasks:  # never more than two at once
+        running = [other for other in tasks if start[other] <= start[name] < end[other]]
+        assert len(running) <= 2, (name, running)
+    assert len({task["worker"] for task in tasks.values()}) == 2  # each worker runs one at a time
+
+
+# --- failure paths ----------------------------------------------------------------------------
+
+
+def test_a_worker_killed_mid_task_has_its_work_run_again_on_another_within_30_s(remote, tmp_path):
+    """Redis: the killed worker's unacknowledged messages would come back only after the
+    visibility timeout; the heartbeats (default lease, 20 s) bring them back sooner."""
+    url = BROKERS["redis"]
+    server = remote.server(url)
+    victim = remote.worker(url, concurrency=2)
+    run_marks, task_marks = tmp_path / "run", tmp_path / "task"
+    create(server, job_id="plain", handler="Touch", kwargs={"path": str(run_marks), "seconds": 4})
+    create(server, job_id="flow", tasks=[
+        {"name": "a", "handler": "Touch", "kwargs": {"path": str(task_marks), "seconds": 4, "value": 5}},
+        {"name": "b", "handler": "Echo", "kwargs": {"value": {"$result": "a"}}, "depends_on": ["a"]},
+    ])
+    plain, flow = run_now(server, "plain"), run_now(server, "flow")
+    poll(lambda: starts(run_marks) and starts(task_marks), timeout=30)
+    survivor = remote.worker(url, concurrency=2)
+    victim.kill()
+    killed_at = time.monotonic()
+    poll(lambda: len(starts(run_marks)) == 2 and len(starts(task_marks)) == 2, timeout=40)
+    assert time.monotonic() - killed_at < 30
+    run = poll(lambda: ended(server, "plain", plain), timeout=30)
+    assert run["status"] == "succeeded" and run["tries"] == 2, run
+    workflow = poll(lambda: ended(server, "flow", flow), timeout=30)
+    assert workflow["status"] == "succeeded", workflow
+    tasks = {task["name"]: task for task in workflow["tasks"]}
+    assert tasks["a"]["tries"] == 2 and tasks["b"]["result"] == 5
+    assert starts(run_marks)[1] != starts(run_marks)[0]  # another process ran it again
+    assert len(starts(run_marks)) == 2 and len(starts(task_marks)) == 2  # and only once more
+    assert " ready." in survivor.log()
+
+
+def test_a_broker_restart_mid_workflow_delays_tasks_and_loses_none(remote, tmp_path):
+    redis = RedisServer(tmp_path).start()
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    try:
+        server = remote.server(url)
+        remote.worker(url)
+        marks = tmp_path / "marks"
+        touch = {"handler": "Touch", "kwargs": {"path": str(marks), "seconds": 1.5}}
+        create(server, job_id="chain", tasks=[
+            {"name": "a", **touch}, {"name": "b", **touch, "depends_on": ["a"]},
+            {"name": "c", **touch, "depends_on": ["b"]}])
+        run_id = run_now(server, "chain")
+        poll(lambda: len(starts(marks)) == 2, timeout=30)  # b runs: kill the broker under it
+        redis.kill()
+        # b ends and is recorded without the broker; c cannot be sent until it is back
+        poll(lambda: "sending 1 runs to the broker failed" in server.log(), timeout=30)
+        assert run_of(server, "chain", run_id)["status"] == "running"
+        redis.start()
+        run = poll(lambda: ended(server, "chain", run_id), timeout=60)
+        assert run["status"] == "succeeded", run
+        assert [task["tries"] for task in run["tasks"]] == [1, 1, 1]
+        assert len(starts(marks)) == 3
+    finally:
+        redis.kill()
+
+
+def test_duplicate_messages_are_dropped(remote, tmp_path):
+    """No worker for a while: the leader sends the message again and again; the worker that
+    comes takes the run once and drops the copies."""
+    url = BROKERS["redis"]
+    server = remote.server(url, F8A_JOBS_REMOTE_RESEND_AFTER="0.3")
+    marks = tmp_path / "marks"
+    create(server, job_id="plain", handler="Touch", kwargs={"path": str(marks)})
+    run_id = run_now(server, "plain")
+    poll(lambda: server.log().count("sending it again") >= 2, timeout=30)
+    worker = remote.worker(url)
+    run = poll(lambda: ended(server, "plain", run_id), timeout=30)
+    assert run["status"] == "succeeded" and run["tries"] == 1
+    poll(lambda: "stale or duplicate message dropped" in worker.log(), timeout=30)
+    assert len(starts(marks)) == 1
+
+
+def test_timeouts_are_celery_time_limits(remote):
+    url = BROKERS["rabbitmq"]
+    server = remote.server(url)
+    remote.worker(url)
+    create(server, job_id="slow", handler="Sleep", kwargs={"seconds": 30}, timeout=1)
+    run_id = run_now(server, "slow")
+    run = poll(lambda: ended(server, "slow", run_id), timeout=20)
+    assert run["status"] == "failed"
+    assert run["error"] == "timed out: the run ran longer than its timeout of 1 s (Celery's time limit)"
+
+
+def test_cancel_revokes_a_run_no_worker_took(remote, tmp_path):
+    url = BROKERS["rabbitmq"]
+    server = remote.server(url)
+    marks = tmp_path / "marks"
+    create(server, job_id="plain", handler="Touch", kwargs={"path": str(marks)})
+    run_id = run_now(server, "plain")
+    poll(lambda: run_of(server, "plain", run_id)["status"] == "running", timeout=30)
+    assert server.post(f"/jobs/plain/runs/{run_id}/cancel").status_code in (200, 202)
+    run = poll(lambda: ended(server, "plain", run_id), timeout=30)
+    assert run["status"] == "cancelled"
+    worker = remote.worker(url)
+    create(server, job_id="after", handler="Touch", kwargs={"path": str(tmp_path / "after")})
+    later = run_now(server, "after")
+    assert poll(lambda: ended(server, "after", later), timeout=30)["status"] == "succeeded"
+    assert starts(marks) == []  # the revoked run never ran
+    assert "stale or duplicate message dropped" in worker.log()  # had it come before the revoke
