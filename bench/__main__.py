@@ -13,7 +13,16 @@ from pathlib import Path
 # the workflow benchmarks' no-op handlers that return something (Echo, Count)
 os.environ.setdefault("F8A_JOBS_HANDLER_MODULES", "tests.handlers")
 
-from bench import baseline, calendars, canvas, dojobber_baseline, expansion, ours, workflows
+from bench import (
+    baseline,
+    calendars,
+    canvas,
+    dojobber_baseline,
+    expansion,
+    ours,
+    remote,
+    workflows,
+)
 from bench.database import fresh_database
 
 THREADS = 20
@@ -125,7 +134,10 @@ def main() -> int:
         wf = workflows.measure(url, Path(workdir), FANOUT, CHAIN, BIG_FANOUT)
     with tempfile.TemporaryDirectory() as workdir, canvas.worker(Path(workdir) / "celery.log"):
         celery_w1, celery_w2 = canvas.fanout_seconds(FANOUT), canvas.chain_seconds(CHAIN)
-    dojobber_w1, dojobber_w2 = dojobber_baseline.fanout_seconds(FANOUT), dojobber_baseline.chain_seconds(CHAIN)
+    dojobber_w1, dojobber_w2 = (
+        dojobber_baseline.fanout_seconds(FANOUT),
+        dojobber_baseline.chain_seconds(CHAIN),
+    )
     hop_ms, celery_hop_ms = wf["w2_s"] / CHAIN * 1000, celery_w2 / CHAIN * 1000
     print(
         f"(6) workflows from POST /jobs/{{id}}/run to success, every task transition persisted: "
@@ -138,6 +150,20 @@ def main() -> int:
         flush=True,
     )
 
+    with fresh_database("remote") as url, tempfile.TemporaryDirectory() as workdir:
+        rem = remote.measure(url, Path(workdir), FANOUT)
+    remote_ratio = rem["one_s"] / rem["two_s"]
+    print(
+        f"(7) W1 of {FANOUT:,} parts sleeping {remote.SLEEP * 1000:.0f} ms on f8a-jobs workers "
+        f"(concurrency {remote.CONCURRENCY}, {remote.POOL} pool, Redis): one worker "
+        f"{rem['one_s']:.2f} s, two {rem['two_s']:.2f} s (x{remote_ratio:.2f}); in-process "
+        f"executor with {remote.CONCURRENCY} threads {rem['local_s']:.2f} s, so "
+        f"{rem['overhead_ms']:.1f} ms more a task on a worker slot; the leading process's CPU "
+        f"{rem['cpu_per_1000_s']:.2f} s per 1,000 remote tasks; "
+        f"{rem['messages_per_task']:.2f} broker messages a task",
+        flush=True,
+    )
+
     print(
         f"bench: fire_ratio={our_fires / plain_fires:.2f} e2e_fire_ratio={our_flows / plain_flows:.2f} list_ratio={plain_list / api['list_p50_s']:.0f} "
         f"create_per_s={api['create_per_s']:.0f} late_p99_ms={ticks['late_p99_ms']:.0f} "
@@ -146,7 +172,11 @@ def main() -> int:
         f"wf_fanout_s={wf['w1_s']:.2f} wf_fanout_vs_celery={celery_w1 / wf['w1_s']:.1f} "
         f"wf_hop_ms={hop_ms:.2f} wf_hop_vs_celery={celery_hop_ms / hop_ms:.1f} "
         f"wf_rss_mb={wf['rss_peak_mb']:.0f} cal_late_p99_ms={cal['late_p99_ms']:.0f} "
-        f"cal_unaccounted={cal['unaccounted']}"
+        f"cal_unaccounted={cal['unaccounted']} remote_fanout_s_1w={rem['one_s']:.2f} "
+        f"remote_fanout_s_2w={rem['two_s']:.2f} remote_ratio={remote_ratio:.2f} "
+        f"remote_overhead_ms={rem['overhead_ms']:.1f} "
+        f"remote_cpu_s_per_1000={rem['cpu_per_1000_s']:.2f} "
+        f"remote_messages_per_task={rem['messages_per_task']:.2f}"
     )
     return 0
 

@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TryMark = tuple[str, str, int, int]  # run, task, part, try
 MAX_BACKOFF = 30.0
+# Reports arrive one by one, each with its NOTIFY: applying them at most this often lets one
+# runner step (one write) take several, for little latency (the tries run on other machines).
+REPORT_EVERY = 0.01
 
 
 @dataclass
@@ -124,6 +127,7 @@ class CeleryExecutor:
         self._backoff = 0.0
         self._send_at = 0.0
         self._last_poll = 0.0
+        self._last_reports = 0.0
         self._last_heartbeat = time.monotonic()
         self._claiming = True
         self._wake = threading.Event()
@@ -229,6 +233,8 @@ class CeleryExecutor:
         if polling:
             self._last_poll, topics = now, wakeups.ALL
         if wakeups.TASKS in topics:
+            self._stopped.wait(max(0.0, self._last_reports + REPORT_EVERY - time.monotonic()))
+            self._last_reports = time.monotonic()
             self._apply_reports()
         if wakeups.RUNS in topics and self._runs:
             self._reap_runs()

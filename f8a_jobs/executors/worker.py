@@ -24,7 +24,8 @@ from typing import Any
 
 from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from f8a_jobs import wakeups
 from f8a_jobs.executors.base import execute_run, failed
@@ -58,7 +59,9 @@ class Process:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.engine: Engine = build_engine(settings.database_url, 2, 2)
+        # No ping per checkout (two transactions a try): a connection the database dropped
+        # fails its transaction, the pool lets it go, and the transaction is tried again.
+        self.engine: Engine = build_engine(settings.database_url, 4, 32, pre_ping=False)
         self._lock = threading.Lock()
         self._runs: set[str] = set()
         self._tries: set[task_store.TaskKey] = set()
@@ -109,14 +112,15 @@ def run(message: dict[str, Any]) -> str:
     """Run a plain run's handler and record how it ended; what became of the message."""
     here = process()
     claimed = claimed_run(message)
-    with here.engine.begin() as connection:
-        if not lifecycle.start_remote(
+
+    def start(connection: Connection) -> bool:
+        return lifecycle.start_remote(
             connection, claimed.run_id, claimed.tries, here.name, utcnow()
-        ):
-            log.info(
-                "run %s try %d: stale or duplicate message dropped", claimed.run_id, claimed.tries
-            )
-            return "dropped"
+        )
+
+    if not _starting(here.engine, start):
+        log.info("run %s try %d: stale or duplicate message dropped", claimed.run_id, claimed.tries)
+        return "dropped"
     here.running(run_id=claimed.run_id)
     try:
         outcome = execute_run(claimed, here.engine, here.settings.result_max_bytes)
@@ -133,12 +137,13 @@ def run_try(message: dict[str, Any]) -> str:
     here = process()
     start = start_of(message)
     key = (start.run_id, start.task, start.part)
-    with here.engine.begin() as connection:
-        if not task_store.start_remote(connection, key, start.try_number, here.name, utcnow()):
-            log.info(
-                "task %r try %d: stale or duplicate message dropped", start.task, start.try_number
-            )
-            return "dropped"
+
+    def take(connection: Connection) -> bool:
+        return task_store.start_remote(connection, key, start.try_number, here.name, utcnow())
+
+    if not _starting(here.engine, take):
+        log.info("task %r try %d: stale or duplicate message dropped", start.task, start.try_number)
+        return "dropped"
     here.running(key=key)
     try:
         outcome = execute_try(start, here.engine, here.settings.result_max_bytes)
@@ -148,6 +153,19 @@ def run_try(message: dict[str, Any]) -> str:
         return outcome.state
     finally:
         here.done(key=key)
+
+
+def _starting(engine: Engine, start: Callable[[Connection], bool]) -> bool:
+    """Take the try in a transaction, tried twice: a connection the database dropped fails
+    the first (the pool then replaces it)."""
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as connection:
+                return start(connection)
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    return False
 
 
 def _record(engine: Engine, outcome: Outcome) -> None:

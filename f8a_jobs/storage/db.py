@@ -33,12 +33,16 @@ def get_engine(url: str, purpose: str = "api") -> Engine:
     raise ValueError(f"unknown engine purpose {purpose!r}")
 
 
-def build_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> Engine:
+def build_engine(
+    url: str, pool_size: int = 10, max_overflow: int = 10, pre_ping: bool = True
+) -> Engine:
+    """``pre_ping``: test each connection as it is checked out (a round trip); callers that
+    retry a failed transaction themselves may skip it."""
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(url)
     options: dict[str, Any] = {
-        "pool_pre_ping": True,
+        "pool_pre_ping": pre_ping,
         "pool_size": pool_size,
         "max_overflow": max_overflow,
     }
