@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -52,6 +53,18 @@ def _execute(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outcome 
         log.exception("job %s run %s: its flows could not be written", run.job_id, run.run_id)
         return failed(run, error, started, "its flows could not be written: ")
     return None
+
+
+def logged(name: str, work: Callable[[], None]) -> Callable[[], None]:
+    """``work`` for a pool: an error it raises is logged under ``name``, not lost."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            log.exception("%s failed", name)
+
+    return run
 
 
 def failed(run: ClaimedRun, error: BaseException, started: datetime, prefix: str = "") -> Outcome:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 
 from f8a_jobs import metrics, wakeups
+from f8a_jobs.executors.base import logged
 from f8a_jobs.executors.messages import (
     HARD_LIMIT_GRACE,
     RUN_TASK,
@@ -197,14 +198,7 @@ class CeleryExecutor:
 
     def call(self, name: str, work: Callable[[], None]) -> None:
         """A workflow's cleanups run here, beside the runner."""
-
-        def logged() -> None:
-            try:
-                work()
-            except Exception:
-                log.exception("%s failed", name)
-
-        self._cleanups.submit(logged)
+        self._cleanups.submit(logged(name, work))
 
     # --- the loop -------------------------------------------------------------------------
 

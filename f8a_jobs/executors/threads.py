@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from f8a_jobs import metrics
-from f8a_jobs.executors.base import execute_run, failed
+from f8a_jobs.executors.base import execute_run, failed, logged
 from f8a_jobs.runs import SCHEDULE, lifecycle
 from f8a_jobs.runs.lifecycle import ClaimedRun, LostLeadership, Outcome
 from f8a_jobs.runs.policy import RunPolicy
@@ -203,14 +203,7 @@ class ThreadExecutor:
 
     def call(self, name: str, work: Callable[[], None]) -> None:
         """Run ``work`` (a workflow's cleanups) on a thread of the pool."""
-
-        def logged() -> None:
-            try:
-                work()
-            except Exception:
-                log.exception("%s failed", name)
-
-        self._pool.submit(logged)
+        self._pool.submit(logged(name, work))
 
     def _run(self, run: ClaimedRun) -> None:
         started = time.perf_counter()
