@@ -50,6 +50,22 @@ def storable_json(value: Any) -> Any:
     return value
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether a string in ``value`` (or a key) holds NUL, which PostgreSQL refuses."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 class ResultRefused(ValueError):
     """A handler returned what cannot be stored as its run's result."""
 

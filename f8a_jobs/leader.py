@@ -50,6 +50,7 @@ class Leadership:
         self._wake = threading.Event()
         self._topics: set[str] = set()
         self._topics_lock = threading.Lock()
+        self._lock_checked = 0.0
         self._thread = threading.Thread(
             target=self._contend, name="f8a-jobs-leadership", daemon=True
         )
@@ -126,12 +127,22 @@ class Leadership:
             log.info("this process stopped leading (term %d)", epoch)
 
     def _leading(self, scheduler: FiringScheduler) -> bool:
-        if self._stop.is_set() or scheduler.lost.is_set() or not self.lock.still_held():
+        if self._stop.is_set() or scheduler.lost.is_set() or not self._lock_held():
             return False
         dead = scheduler.dead_threads()
         if dead:
             log.error("threads of this term died (%s): ending the term", ", ".join(dead))
         return not dead
+
+    def _lock_held(self) -> bool:
+        """Ask the database at most once a poll interval: a busy term wakes hundreds of times
+        a second, and a lost session shows sooner anyway (its socket fails the next wait),
+        while the epoch fences every write."""
+        now = time.monotonic()
+        if now - self._lock_checked < self.settings.leader_poll_interval:
+            return True
+        self._lock_checked = now
+        return self.lock.still_held()
 
     def _tick(self, scheduler: FiringScheduler, term: Housekeeping, topics: frozenset[str]) -> None:
         """Wake only the parts a change concerns (a burst of new jobs must not cost a claim

@@ -128,6 +128,18 @@ def starts(path):
     return path.read_text().split() if path.exists() else []
 
 
+def touching(server, tmp_path, seconds, value, *then):
+    """Run a plain job and a workflow whose task ``a`` touch files for ``seconds`` (``a``
+    returns ``value``; ``then`` are more tasks); return once both have started."""
+    run_marks, task_marks = tmp_path / "run", tmp_path / "task"
+    create(server, job_id="plain", handler="Touch", kwargs={"path": str(run_marks), "seconds": seconds})
+    touch = {"path": str(task_marks), "seconds": seconds, "value": value}
+    create(server, job_id="flow", tasks=[{"name": "a", "handler": "Touch", "kwargs": touch}, *then])
+    plain, flow = run_now(server, "plain"), run_now(server, "flow")
+    poll(lambda: starts(run_marks) and starts(task_marks), timeout=30)
+    return plain, flow, run_marks, task_marks
+
+
 # --- messages and settings ------------------------------------------------------------------
 
 
@@ -217,14 +229,8 @@ def test_a_worker_killed_mid_task_has_its_work_run_again_on_another_within_30_s(
     url = BROKERS["redis"]
     server = remote.server(url)
     victim = remote.worker(url, concurrency=2)
-    run_marks, task_marks = tmp_path / "run", tmp_path / "task"
-    create(server, job_id="plain", handler="Touch", kwargs={"path": str(run_marks), "seconds": 4})
-    create(server, job_id="flow", tasks=[
-        {"name": "a", "handler": "Touch", "kwargs": {"path": str(task_marks), "seconds": 4, "value": 5}},
-        {"name": "b", "handler": "Echo", "kwargs": {"value": {"$result": "a"}}, "depends_on": ["a"]},
-    ])
-    plain, flow = run_now(server, "plain"), run_now(server, "flow")
-    poll(lambda: starts(run_marks) and starts(task_marks), timeout=30)
+    then = {"name": "b", "handler": "Echo", "kwargs": {"value": {"$result": "a"}}, "depends_on": ["a"]}
+    plain, flow, run_marks, task_marks = touching(server, tmp_path, 4, 5, then)
     survivor = remote.worker(url, concurrency=2)
     victim.kill()
     killed_at = time.monotonic()
@@ -310,3 +316,95 @@ def test_cancel_revokes_a_run_no_worker_took(remote, tmp_path):
     assert poll(lambda: ended(server, "after", later), timeout=30)["status"] == "succeeded"
     assert starts(marks) == []  # the revoked run never ran
     assert "stale or duplicate message dropped" in worker.log()  # had it come before the revoke
+
+
+def test_a_worker_stopped_with_sigterm_finishes_and_records_what_it_runs(remote, tmp_path):
+    """Celery's warm shutdown lets the tries end; their outcomes, handed to the worker's
+    writers, are written before it exits: nothing waits for a heartbeat to lapse."""
+    url = BROKERS["rabbitmq"]
+    server = remote.server(url)
+    worker = remote.worker(url, concurrency=2)
+    plain, flow, run_marks, task_marks = touching(server, tmp_path, 2, 3)
+    worker.stop()
+    assert worker.process.returncode == 0, worker.log()
+    run = poll(lambda: ended(server, "plain", plain), timeout=15)
+    assert run["status"] == "succeeded" and run["tries"] == 1, run
+    workflow = poll(lambda: ended(server, "flow", flow), timeout=15)
+    assert workflow["status"] == "succeeded" and workflow["tasks"][0]["result"] == 3, workflow
+    assert len(starts(run_marks)) == 1 and len(starts(task_marks)) == 1
+
+
+def test_outcomes_the_database_refuses_fail_their_try_and_hold_back_nothing(remote):
+    """A NUL in an error is shown as ``\\x00``; a flow PostgreSQL refuses (NUL in JSON) fails
+    its run or try alone; the others are recorded."""
+    url = BROKERS["redis"]
+    server = remote.server(url)
+    remote.worker(url, concurrency=4)
+    create(server, job_id="nul-error", handler="NulError")
+    create(server, job_id="nul-flow", handler="NulFlow")
+    create(server, job_id="flow", max_concurrent=4, tasks=NUL_TASKS)
+    runs = {job_id: run_now(server, job_id) for job_id in ("nul-error", "nul-flow", "flow")}
+    ends = {job_id: poll(lambda j=job_id: ended(server, j, runs[j]), timeout=30) for job_id in runs}
+    assert ends["nul-error"]["status"] == "failed"
+    assert ends["nul-error"]["error"] == "RuntimeError: bad\\x00byte"
+    assert ends["nul-flow"]["status"] == "failed"
+    assert ends["nul-flow"]["error"].startswith("the database refused this run's record")
+    assert_nul_tasks(ends["flow"])
+
+
+NUL_TASKS = [
+    {"name": "error", "handler": "NulError", "fail_workflow_on_error": False},
+    {"name": "refused", "handler": "NulFlow", "fail_workflow_on_error": False},
+    {"name": "fine", "handler": "Square", "kwargs": {"value": 3}},
+]
+
+
+def assert_nul_tasks(run):
+    tasks = {task["name"]: task for task in run["tasks"]}
+    assert tasks["error"]["state"] == "failed" and tasks["error"]["tries"] == 1
+    assert tasks["error"]["error"] == "RuntimeError: bad\\x00byte"
+    assert tasks["refused"]["state"] == "failed" and tasks["refused"]["tries"] == 1
+    assert tasks["refused"]["error"] == (
+        "ValueError: flow 'nulFlow' holds a NUL character, which cannot be stored"
+    )
+    assert tasks["fine"]["state"] == "succeeded" and tasks["fine"]["result"] == 9
+
+
+def test_a_flow_the_database_refuses_fails_its_task_in_process_too(fresh_pg, server_factory):
+    """It used to fail the runner's every write: no workflow run advanced again."""
+    server = server_factory(fresh_pg, F8A_JOBS_WORKERS="1").start()
+    create(server, job_id="flow", max_concurrent=4, tasks=NUL_TASKS)
+    run_id = run_now(server, "flow")
+    assert_nul_tasks(poll(lambda: ended(server, "flow", run_id), timeout=30))
+
+
+def test_a_report_the_database_refuses_is_replaced_by_a_failed_try(fresh_pg):
+    """The net under the checks: a report PostgreSQL refuses even alone (a NUL inside its
+    result) becomes a failed try saying why, and the report beside it is written."""
+    from sqlalchemy import insert, select
+
+    from f8a_jobs.executors.reports import Report, ReportWriter
+    from f8a_jobs.storage.db import build_engine
+    from f8a_jobs.storage.tables import run_tasks
+    from f8a_jobs.workflows.engine import TryOutcome
+
+    engine = build_engine(fresh_pg)
+    row = {"run_id": "r" * 32, "part": -1, "state": "running", "tries": 1, "executed": False,
+           "worker": "w:1"}
+    with engine.begin() as connection:
+        connection.execute(insert(run_tasks), [{**row, "task": "bad"}, {**row, "task": "good"}])
+    written = []
+    writer = ReportWriter(engine, "w:1", written=written.extend)
+    for task, result in (("bad", {"text": "a\x00b"}), ("good", 7)):
+        start = Start("r" * 32, "job", utcnow(), task, -1, None, 1, "Noop", {}, None)
+        outcome = TryOutcome(start.run_id, task, -1, 1, "succeeded", utcnow(), utcnow(), True)
+        outcome.result = result
+        writer.add(Report(start, outcome, "w:1"))
+    writer.flush()
+    with engine.connect() as connection:
+        reported = dict(connection.execute(select(run_tasks.c.task, run_tasks.c.reported)).all())
+    engine.dispose()
+    assert reported["good"]["state"] == "succeeded" and reported["good"]["result"] == 7
+    assert reported["bad"]["state"] == "failed" and reported["bad"]["result"] is None
+    assert reported["bad"]["error"].startswith("the database refused this try's report")
+    assert sorted(report.start.task for report in written) == ["bad", "good"]

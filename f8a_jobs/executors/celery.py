@@ -43,7 +43,7 @@ from f8a_jobs.executors.messages import (
     try_message,
     try_task_id,
 )
-from f8a_jobs.executors.worker import outcome_of
+from f8a_jobs.executors.reports import outcome_of
 from f8a_jobs.runs import QUEUED, RUNNING, SCHEDULE, lifecycle
 from f8a_jobs.runs.lifecycle import IN_BROKER, ClaimedRun, LostLeadership
 from f8a_jobs.runs.policy import RunPolicy
@@ -297,6 +297,8 @@ class CeleryExecutor:
             queue=item.queue,
             producer=producer,
             retry=False,
+            argsrepr=item.task_id,  # Celery would render the whole message, for logs only
+            kwargsrepr="{}",
             **limits,
         )
         item.sent_at = time.monotonic()

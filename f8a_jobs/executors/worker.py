@@ -1,11 +1,13 @@
 """``f8a-jobs worker``: a Celery worker that runs the runs and workflow tries sent to it.
 
 The database stays the truth. A worker takes a message only if its row still waits for that
-try in the broker (``start_remote``: it writes its name there), so a duplicate or stale
-message is dropped. While it runs the handler, a thread of the process heartbeats the rows it
-runs; if the process dies, the leader sees the heartbeat stop and runs the try again. A plain
-run is recorded here (``lifecycle.finish``, fenced by its claim); a try's outcome is reported
-on its row for the leader's runner to apply. Each commit NOTIFYs the leader.
+try in the broker (``start_remote``, one autocommitted statement: it writes its name there),
+so a duplicate or stale message is dropped. While it runs the handler, a thread of the process
+heartbeats the rows it runs; if the process dies, the leader sees the heartbeat stop and runs
+the try again. How a try ended is handed to a writer thread, which records plain runs
+(``lifecycle.finish``, fenced by their claim) and reports workflow tries on their rows for the
+leader's runner, several in one commit that NOTIFYs the leader; the message is acknowledged
+once the outcome is handed over, and the row is heartbeaten until it is written.
 
 Time limits are Celery's: the soft one ends the handler with ``SoftTimeLimitExceeded``, the
 hard one, ``HARD_LIMIT_GRACE`` later, kills the process; both are recorded as timeouts.
@@ -19,7 +21,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from celery import Celery, Task, signals
@@ -36,35 +37,42 @@ from f8a_jobs.executors.messages import (
     claimed_run,
     start_of,
 )
+from f8a_jobs.executors.reports import Report, ReportWriter
 from f8a_jobs.handlers.registry import handlers
 from f8a_jobs.runs import lifecycle
 from f8a_jobs.runs.lifecycle import Outcome
 from f8a_jobs.runs.policy import RunPolicy
+from f8a_jobs.runs.writer import RunWriter
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings, get_settings
 from f8a_jobs.storage.db import build_engine
 from f8a_jobs.workflows import FAILED
 from f8a_jobs.workflows import store as task_store
-from f8a_jobs.workflows.engine import Start, TryOutcome
+from f8a_jobs.workflows.engine import TryOutcome
 from f8a_jobs.workflows.execute import execute_try
 
 log = logging.getLogger(__name__)
 SOFT_LIMIT = f"{SoftTimeLimitExceeded.__name__}:"
-RECORD_FOR = 120.0  # seconds a worker keeps trying to record an outcome while the database is away
 
 
 class Process:
-    """One worker process's database engine, name and heartbeats (made after the fork)."""
+    """One worker process's database engine, name, writers and heartbeats (made after the
+    fork)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        # No ping per checkout (two transactions a try): a connection the database dropped
-        # fails its transaction, the pool lets it go, and the transaction is tried again.
+        # No ping per checkout: a connection the database dropped fails its statement, the
+        # pool lets it go, and the statement is tried again.
         self.engine: Engine = build_engine(settings.database_url, 4, 32, pre_ping=False)
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._lock = threading.Lock()
         self._runs: set[str] = set()
         self._tries: set[task_store.TaskKey] = set()
+        self.runs = RunWriter(self.engine, topic=wakeups.RUNS, written=self._runs_written)
+        self.reports = ReportWriter(self.engine, self.name, written=self._reports_written)
+        self.runs.start()
+        self.reports.start()
         self._beats = threading.Thread(target=self._beat, name="f8a-jobs-beats", daemon=True)
         self._beats.start()
 
@@ -80,6 +88,19 @@ class Process:
             self._runs.discard(run_id or "")
             if key:
                 self._tries.discard(key)
+
+    def _runs_written(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            self.done(run_id=outcome.run.run_id)
+
+    def _reports_written(self, reports: list[Report]) -> None:
+        for report in reports:
+            self.done(key=report.key)
+
+    def close(self) -> None:
+        """Write the outcomes not written yet (the worker stops)."""
+        self.runs.stop()
+        self.reports.stop()
 
     def _beat(self) -> None:
         while True:
@@ -109,31 +130,34 @@ def process() -> Process:
 
 
 def run(message: dict[str, Any]) -> str:
-    """Run a plain run's handler and record how it ended; what became of the message."""
+    """Run a plain run's handler and hand over how it ended; what became of the message."""
     here = process()
     claimed = claimed_run(message)
 
-    def start(connection: Connection) -> bool:
+    def take(connection: Connection) -> bool:
         return lifecycle.start_remote(
             connection, claimed.run_id, claimed.tries, here.name, utcnow()
         )
 
-    if not _starting(here.engine, start):
+    if not _starting(here.autocommit, take):
         log.info("run %s try %d: stale or duplicate message dropped", claimed.run_id, claimed.tries)
         return "dropped"
     here.running(run_id=claimed.run_id)
     try:
         outcome = execute_run(claimed, here.engine, here.settings.result_max_bytes)
-        if outcome is not None:
-            _name_timeout(outcome, RunPolicy.of(claimed.policy).timeout)
-            _persist(lambda: _record(here.engine, outcome))
-        return outcome.status if outcome else "recorded"
-    finally:
+    except BaseException:
         here.done(run_id=claimed.run_id)
+        raise
+    if outcome is None:  # the run recorded itself
+        here.done(run_id=claimed.run_id)
+        return "recorded"
+    _name_timeout(outcome, RunPolicy.of(claimed.policy).timeout)
+    here.runs.add(outcome)
+    return outcome.status
 
 
 def run_try(message: dict[str, Any]) -> str:
-    """Run one try of a workflow task and report how it ended on its row."""
+    """Run one try of a workflow task and hand over how it ended, for its row."""
     here = process()
     start = start_of(message)
     key = (start.run_id, start.task, start.part)
@@ -141,105 +165,32 @@ def run_try(message: dict[str, Any]) -> str:
     def take(connection: Connection) -> bool:
         return task_store.start_remote(connection, key, start.try_number, here.name, utcnow())
 
-    if not _starting(here.engine, take):
+    if not _starting(here.autocommit, take):
         log.info("task %r try %d: stale or duplicate message dropped", start.task, start.try_number)
         return "dropped"
     here.running(key=key)
     try:
         outcome = execute_try(start, here.engine, here.settings.result_max_bytes)
-        if outcome.error and outcome.error.startswith(SOFT_LIMIT):
-            outcome.error = _timeout_text(start.timeout, "the task")
-        _persist(lambda: _report(here.engine, start, here.name, outcome))
-        return outcome.state
-    finally:
+    except BaseException:
         here.done(key=key)
+        raise
+    if outcome.error and outcome.error.startswith(SOFT_LIMIT):
+        outcome.error = _timeout_text(start.timeout, "the task")
+    here.reports.add(Report(start, outcome, here.name))
+    return outcome.state
 
 
 def _starting(engine: Engine, start: Callable[[Connection], bool]) -> bool:
-    """Take the try in a transaction, tried twice: a connection the database dropped fails
-    the first (the pool then replaces it)."""
+    """Take the try (one statement, tried twice: a connection the database dropped fails the
+    first, and the pool then replaces it)."""
     for attempt in (1, 2):
         try:
-            with engine.begin() as connection:
+            with engine.connect() as connection:
                 return start(connection)
         except DBAPIError as error:
             if attempt == 2 or not error.connection_invalidated:
                 raise
     return False
-
-
-def _record(engine: Engine, outcome: Outcome) -> None:
-    with wakeups.changing(engine, wakeups.RUNS) as connection:
-        lifecycle.finish(connection, [outcome])
-        if outcome.flows:
-            wakeups.request(connection, wakeups.FLOWS)
-
-
-def _report(engine: Engine, start: Start, worker: str, outcome: TryOutcome) -> None:
-    key = (start.run_id, start.task, start.part)
-    with wakeups.changing(engine, wakeups.TASKS) as connection:
-        task_store.report(connection, key, start.try_number, worker, report_json(outcome))
-
-
-def _persist(write: Callable[[], None]) -> None:
-    """Write an outcome, trying again while the database is away (up to ``RECORD_FOR`` s;
-    after that the leader sees the heartbeat stop and runs the try again)."""
-    deadline, delay = time.monotonic() + RECORD_FOR, 0.25
-    while True:
-        try:
-            write()
-            return
-        except Exception as error:
-            if time.monotonic() + delay > deadline:
-                log.error("the outcome could not be recorded (%s): the leader runs it again", error)
-                return
-            log.warning("recording the outcome failed (%s); trying again", error)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def report_json(outcome: TryOutcome) -> dict[str, Any]:
-    """A try's outcome as its row keeps it until the runner applies it (JSON)."""
-    flows = [{**flow, "created_at": flow["created_at"].isoformat()} for flow in outcome.flows]
-    return {
-        "state": outcome.state,
-        "started_at": _iso(outcome.started_at),
-        "finished_at": _iso(outcome.finished_at),
-        "executed": outcome.executed,
-        "result": outcome.result,
-        "error": outcome.error,
-        "traceback": outcome.traceback,
-        "flows": flows,
-    }
-
-
-def outcome_of(row: Any) -> TryOutcome:
-    """The outcome a worker reported on a task's row (``report_json``)."""
-    report = row.reported
-    flows = [
-        {**flow, "created_at": datetime.fromisoformat(flow["created_at"])}
-        for flow in report.get("flows", [])
-    ]
-    started = report.get("started_at")
-    return TryOutcome(
-        run_id=row.run_id,
-        task=row.task,
-        part=row.part,
-        try_number=row.tries,
-        state=report["state"],
-        started_at=datetime.fromisoformat(started) if started else None,
-        finished_at=datetime.fromisoformat(report["finished_at"]),
-        executed=report.get("executed", False),
-        result=report.get("result"),
-        error=report.get("error"),
-        traceback=report.get("traceback"),
-        flows=flows,
-        worker=row.worker,
-    )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def _timeout_text(limit: float | None, what: str) -> str:
@@ -260,7 +211,7 @@ def hard_timeout(task_name: str, message: dict[str, Any]) -> None:
         claimed = claimed_run(message)
         outcome = failed(claimed, TimeLimitExceeded(), utcnow())
         outcome.error = _timeout_text(RunPolicy.of(claimed.policy).timeout, "the run")
-        _persist(lambda: _record(here.engine, outcome))
+        here.runs.add(outcome)
     elif task_name == TRY_TASK:
         start = start_of(message)
         now = utcnow()
@@ -268,16 +219,7 @@ def hard_timeout(task_name: str, message: dict[str, Any]) -> None:
             start.run_id, start.task, start.part, start.try_number, FAILED, None, now, True
         )
         ended.error = _timeout_text(start.timeout, "the task")
-        _persist(lambda: _report_lost(here.engine, start, ended))
-
-
-def _report_lost(engine: Engine, start: Start, outcome: TryOutcome) -> None:
-    """The process that ran the try is gone: report in the name it took the try under."""
-    key = (start.run_id, start.task, start.part)
-    with wakeups.changing(engine, wakeups.TASKS) as connection:
-        row = task_store.try_states(connection, [start.run_id]).get(key)
-        if row is not None and row.worker:
-            task_store.report(connection, key, start.try_number, row.worker, report_json(outcome))
+        here.reports.add(Report(start, ended, None))  # in the name of the process now gone
 
 
 class RemoteTask(Task):  # type: ignore[misc]
@@ -299,3 +241,11 @@ def worker_app(settings: Settings) -> Celery:
 @signals.worker_init.connect
 def _load_handlers(**_: Any) -> None:
     handlers()  # a broken plugin shows at the start, not in the first run
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _write_outcomes(**_: Any) -> None:
+    """The worker (or one of its pool's processes) stops: write what it still holds."""
+    if _process is not None and _process.name == f"{socket.gethostname()}:{os.getpid()}":
+        _process.close()

@@ -14,12 +14,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from f8a_jobs.json_values import holds_nul
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.storage.bulk import among
 from f8a_jobs.storage.tables import flow_outbox
 
 PENDING = "pending"
 FAILED = "failed"  # the dispatcher refused it for good; ``error`` says why
+FLOW_NAME_LIMIT = 255  # flow_outbox.flow_name
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs a call per field, per flow
@@ -29,6 +31,14 @@ class Flow:
     task_names: list[str] | None = None
     run_subsequent: bool = False
     follow_subflows: bool = False
+
+
+def check_storable(flow: Flow) -> None:
+    """Raise ``ValueError`` for a flow the database would refuse to store."""
+    if len(flow.flow_name) > FLOW_NAME_LIMIT:
+        raise ValueError(f"flow name longer than {FLOW_NAME_LIMIT} characters: {flow.flow_name!r}")
+    if holds_nul([flow.flow_name, flow.arguments, flow.task_names]):
+        raise ValueError(f"flow {flow.flow_name!r} holds a NUL character, which cannot be stored")
 
 
 def flow_row(

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from f8a_jobs import logs
-from f8a_jobs.flows.outbox import flow_row
+from f8a_jobs.flows.outbox import check_storable, flow_row
 from f8a_jobs.handlers.base import BaseHandler
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.jobs import schedule_of_run
@@ -68,11 +68,14 @@ class TaskContext:
 
     def emit_flows(self, flows: Any) -> int:
         """Flows of a task reach the outbox with the task's success; their key is the task's,
-        so a task tried again writes the same keys."""
+        so a task tried again writes the same keys. A flow the database would refuse fails
+        the try here: the runner writes many runs' flows in one commit, which it must not
+        lose."""
         key = flow_key(self.start)
         before = len(self.flows)
         now = utcnow()
         for flow in flows:
+            check_storable(flow)
             self.flows.append(flow_row(self.start.job_id, key, len(self.flows), flow, now))
         return len(self.flows) - before
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, select, update
 
 from f8a_jobs.runs.lifecycle import IN_BROKER
 from f8a_jobs.storage.bulk import among, insert_rows, update_rows
@@ -80,20 +80,31 @@ def _key_is(key: TaskKey) -> ColumnElement[bool]:
     return and_(run_tasks.c.run_id == run_id, run_tasks.c.task == task, run_tasks.c.part == part)
 
 
+# Built once: a worker takes every try with it, and building a statement costs more CPU than
+# running it.
+_TAKE = (
+    update(run_tasks)
+    .where(
+        run_tasks.c.run_id == bindparam("key_run_id"),
+        run_tasks.c.task == bindparam("key_task"),
+        run_tasks.c.part == bindparam("key_part"),
+        run_tasks.c.state == RUNNING,
+        run_tasks.c.tries == bindparam("try_number"),
+        run_tasks.c.worker == IN_BROKER,
+    )
+    .values(worker=bindparam("taker"), started_at=bindparam("now"), heartbeat_at=bindparam("now"))
+)
+
+
 def start_remote(
     connection: Connection, key: TaskKey, try_number: int, worker: str, now: datetime
 ) -> bool:
     """A worker takes the try its message names: False when the message is stale (the try
     ended, another worker took it, or the task runs another try), and must be dropped."""
-    query = update(run_tasks).where(
-        _key_is(key),
-        run_tasks.c.state == RUNNING,
-        run_tasks.c.tries == try_number,
-        run_tasks.c.worker == IN_BROKER,
-    )
-    return bool(
-        connection.execute(query.values(worker=worker, started_at=now, heartbeat_at=now)).rowcount
-    )
+    run_id, task, part = key
+    parameters = {"key_run_id": run_id, "key_task": task, "key_part": part}
+    parameters |= {"try_number": try_number, "taker": worker, "now": now}
+    return bool(connection.execute(_TAKE, parameters).rowcount)
 
 
 def beat_remote(
@@ -106,17 +117,14 @@ def beat_remote(
     update_rows(connection, run_tasks, KEY, rows, guards={"worker": worker, "state": RUNNING})
 
 
-def report(
-    connection: Connection, key: TaskKey, try_number: int, worker: str, outcome: dict[str, Any]
-) -> bool:
-    """A worker records how its try ended; the leader's runner applies it (``reports``)."""
-    query = update(run_tasks).where(
-        _key_is(key),
-        run_tasks.c.state == RUNNING,
-        run_tasks.c.tries == try_number,
-        run_tasks.c.worker == worker,
-    )
-    return bool(connection.execute(query.values(reported=outcome)).rowcount)
+def report(connection: Connection, worker: str | None, reports: list[dict[str, Any]]) -> None:
+    """A worker records how its tries ended (rows of ``run_id``, ``task``, ``part``,
+    ``tries``, ``reported``), each only if that try still runs, on ``worker`` (None: on
+    whichever worker took it); the leader's runner applies them (``reports``)."""
+    guards: dict[str, Any] = {"state": RUNNING}
+    if worker is not None:
+        guards["worker"] = worker
+    update_rows(connection, run_tasks, (*KEY, "tries"), reports, guards=guards)
 
 
 def reports(connection: Connection) -> Sequence[Any]:
