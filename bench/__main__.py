@@ -155,7 +155,8 @@ def main() -> int:
     remote_ratio = rem["one_s"] / rem["two_s"]
     print(
         f"(7) W1 of {FANOUT:,} parts sleeping {remote.SLEEP * 1000:.0f} ms on f8a-jobs workers "
-        f"(concurrency {remote.CONCURRENCY}, {remote.POOL} pool, Redis): one worker "
+        f"(concurrency {remote.CONCURRENCY}, {remote.POOL} pool, Redis; median of "
+        f"{remote.REPEATS}): one worker "
         f"{rem['one_s']:.2f} s, two {rem['two_s']:.2f} s (x{remote_ratio:.2f}); in-process "
         f"executor with {remote.CONCURRENCY} threads {rem['local_s']:.2f} s, so "
         f"{rem['overhead_ms']:.1f} ms more a task on a worker slot; the leading process's CPU "

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 
+import kombu
 import pytest
 
 from f8a_jobs.errors import ConfigurationError
@@ -30,7 +31,7 @@ class RemoteWorker:
     """A real ``f8a-jobs worker`` process (its pool's processes in its own session)."""
 
     def __init__(self, database_url, broker_url, queues, log_path, concurrency=1, **env):
-        self.log_path = log_path
+        self.log_path, self.broker_url, self.queues = log_path, broker_url, queues
         environment = {**os.environ, **TEST_SETTINGS, "PYTHONPATH": str(ROOT),
                        "F8A_JOBS_DATABASE_URL": database_url, "F8A_JOBS_BROKER_URL": broker_url, **env}
         self.process = subprocess.Popen(
@@ -103,6 +104,10 @@ def remote(fresh_pg, server_factory, tmp_path):
     yield Remote
     for worker in workers:
         worker.stop()
+    for broker_url, queues in {(w.broker_url, w.queues) for w in workers}:
+        with kombu.Connection(broker_url, connect_timeout=5) as connection:
+            for name in queues.split(","):  # a shared broker keeps no queue of ours
+                connection.default_channel.queue_delete(name)
 
 
 def run_of(server, job_id, run_id):
