@@ -401,7 +401,7 @@ def test_a_report_the_database_refuses_is_replaced_by_a_failed_try(fresh_pg):
     with engine.begin() as connection:
         connection.execute(insert(run_tasks), [{**row, "task": "bad"}, {**row, "task": "good"}])
     written = []
-    writer = ReportWriter(engine, "w:1", written=written.extend)
+    writer = ReportWriter(engine, written=written.extend)
     for task, result in (("bad", {"text": "a\x00b"}), ("good", 7)):
         start = Start("r" * 32, "job", utcnow(), task, -1, None, 1, "Noop", {}, None)
         outcome = TryOutcome(start.run_id, task, -1, 1, "succeeded", utcnow(), utcnow(), True)

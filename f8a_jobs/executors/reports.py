@@ -51,11 +51,10 @@ class ReportWriter(BatchWriter[Report]):
     what = "task reports"
 
     def __init__(
-        self, engine: Engine, worker: str, written: Callable[[list[Report]], None] | None = None
+        self, engine: Engine, written: Callable[[list[Report]], None] | None = None
     ) -> None:
         super().__init__(written=written)
         self.engine = engine
-        self.worker = worker
 
     def write(self, batch: list[Report], tolerant: bool) -> None:
         by_worker: dict[str | None, list[dict[str, Any]]] = {}

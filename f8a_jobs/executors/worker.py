@@ -70,7 +70,7 @@ class Process:
         self._runs: set[str] = set()
         self._tries: set[task_store.TaskKey] = set()
         self.runs = RunWriter(self.engine, topic=wakeups.RUNS, written=self._runs_written)
-        self.reports = ReportWriter(self.engine, self.name, written=self._reports_written)
+        self.reports = ReportWriter(self.engine, written=self._reports_written)
         self.runs.start()
         self.reports.start()
         self._beats = threading.Thread(target=self._beat, name="f8a-jobs-beats", daemon=True)
