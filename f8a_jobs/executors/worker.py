@@ -61,7 +61,8 @@ class Process:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.pid = os.getpid()
+        self.name = f"{socket.gethostname()}:{self.pid}"
         # No ping per checkout: a connection the database dropped fails its statement, the
         # pool lets it go, and the statement is tried again.
         self.engine: Engine = build_engine(settings.database_url, 4, 32, pre_ping=False)
@@ -124,7 +125,7 @@ _process_lock = threading.Lock()
 def process() -> Process:
     global _process
     with _process_lock:
-        if _process is None or _process.name != f"{socket.gethostname()}:{os.getpid()}":
+        if _process is None or _process.pid != os.getpid():  # made before a fork: not ours
             _process = Process(get_settings())
         return _process
 
@@ -247,5 +248,5 @@ def _load_handlers(**_: Any) -> None:
 @signals.worker_shutdown.connect
 def _write_outcomes(**_: Any) -> None:
     """The worker (or one of its pool's processes) stops: write what it still holds."""
-    if _process is not None and _process.name == f"{socket.gethostname()}:{os.getpid()}":
+    if _process is not None and _process.pid == os.getpid():
         _process.close()

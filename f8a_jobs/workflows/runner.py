@@ -26,7 +26,7 @@ from f8a_jobs import filters, metrics, wakeups
 from f8a_jobs.errors import InvalidInput
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.runs import lifecycle
-from f8a_jobs.runs.lifecycle import IN_BROKER, ClaimedRun, LostLeadership
+from f8a_jobs.runs.lifecycle import ClaimedRun, LostLeadership
 from f8a_jobs.schedules import utcnow
 from f8a_jobs.settings import Settings
 from f8a_jobs.storage.bulk import insert_rows
@@ -60,6 +60,7 @@ ORPHANED = "the process running it ({owner}) stopped sending heartbeats for more
 
 class TaskExecutor(Protocol):
     remote: bool  # tries go to workers elsewhere: they show worker "" until one takes them
+    claim_worker: str | None  # what a started try's ``worker`` shows (remote executors: "")
 
     def free(self) -> int: ...
 
@@ -252,7 +253,7 @@ class WorkflowRunner:
 
     def _admit(self, batch: Batch, now: datetime) -> None:
         room = self.executor.free() if self._starting else 0
-        worker = IN_BROKER if self.executor.remote else None
+        worker = self.executor.claim_worker
         for run in self.runs.values():
             if room <= 0:
                 break
