@@ -32,6 +32,8 @@ bench: $(DEV)
 	$(BIN)/python -m bench
 
 lint: $(DEV)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q --noconftest -p no:xdist tests/test_structure.py tests/test_docs.py
 	$(BIN)/ruff check f8a_jobs tests bench examples
 	$(BIN)/ruff format --check f8a_jobs
 	$(BIN)/mypy f8a_jobs

@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select
 
 from bench.ours import firing_scheduler, migrated
-from f8a_jobs.jobs import JobDefinition
-from f8a_jobs.schedules import parse_schedule, utcnow
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.schedules import parse_schedule
+from f8a_jobs.core.states import JobState
+from f8a_jobs.services.jobs import HandlerCall, JobSpec
 from f8a_jobs.storage.tables import job_runs, jobs
 from tests.conftest import poll
 
@@ -62,7 +64,7 @@ def _store(engine: Any, count: int, due: Any, now: Any) -> None:
         local = due.astimezone(ZoneInfo(zone))
         calendar = {"at_hours": [local.hour], "at_minutes": [local.minute], "timezone": zone}
         schedule = parse_schedule(calendar=calendar, now=now)
-        job = JobDefinition(f"cal-{n:05}", "Noop", {}, schedule, "running", 3600)
+        job = JobSpec(f"cal-{n:05}", HandlerCall("Noop", {}), schedule, JobState.RUNNING, 3600)
         rows.append({**job.row(now), "revision": 1, "created_at": now})
     with engine.begin() as connection:
         for start in range(0, count, 5000):

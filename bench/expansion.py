@@ -78,27 +78,31 @@ def measure(side: str, url: str, limit: int | None = None) -> dict[str, float]:
 def run_ours(url: str, limit: int) -> int:
     """The real path: a claimed run of a FlowScheduling job streams its flows into the outbox
     (spilled into its own transaction) and records itself with them."""
-    from f8a_jobs.executors.base import execute_run
-    from f8a_jobs.jobs import JobDefinition, create_job
-    from f8a_jobs.runs import lifecycle
-    from f8a_jobs.schedules import utcnow
-    from f8a_jobs.settings import Settings, use_settings
+    from f8a_jobs.core.clock import utcnow
+    from f8a_jobs.core.settings import Settings, use_settings
+    from f8a_jobs.core.states import JobState
+    from f8a_jobs.execution.executors.base import execute_run
+    from f8a_jobs.services import runs
+    from f8a_jobs.services.jobs import HandlerCall, JobSpec, create_job
+    from f8a_jobs.storage.fencing import begin_term
 
     use_settings(Settings(database_url=url))
     engine = build_engine(url)
     query = {**QUERY, "limit": limit} if limit else QUERY
     kwargs = {"flow_name": "bayesianFlow", "flow_arguments": [{"$filter": query, "force": True}]}
     spec = {"version": 1, "type": "date", "run_date": utcnow().isoformat()}
-    job = JobDefinition(f"expand-{limit}", "FlowScheduling", kwargs, spec, "paused", 3600)
+    job = JobSpec(
+        f"expand-{limit}", HandlerCall("FlowScheduling", kwargs), spec, JobState.PAUSED, 3600
+    )
     create_job(engine, job)  # as stored; validating it is not what is measured
     with engine.begin() as connection:
-        epoch = lifecycle.begin_term(connection, "bench", utcnow())
-        lifecycle.queue_manual(connection, job.job_id, utcnow())
-        (run,) = lifecycle.claim(connection, epoch, "bench", 1, utcnow())
+        epoch = begin_term(connection, "bench", utcnow())
+        runs.queue_manual(connection, job.job_id, utcnow())
+        (run,) = runs.claim(connection, epoch, "bench", 1, utcnow())
     outcome = execute_run(run, engine, 65536)
     if outcome is not None:  # not spilled: a small result, recorded here
         with engine.begin() as connection:
-            lifecycle.finish(connection, [outcome])
+            runs.finish(connection, [outcome])
         return len(outcome.flows)
     with engine.connect() as connection:
         return int(connection.execute(text("SELECT count(*) FROM flow_outbox WHERE run_id = :r"), {"r": run.run_id}).scalar_one())

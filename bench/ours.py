@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, insert, select
 
-from f8a_jobs.flows.outbox import PENDING
-from f8a_jobs.jobs import JobDefinition
-from f8a_jobs.runs import lifecycle
-from f8a_jobs.scheduler import FiringScheduler
-from f8a_jobs.schedules import utcnow
-from f8a_jobs.settings import Settings
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.settings import Settings
+from f8a_jobs.core.states import FlowStatus, JobState
+from f8a_jobs.execution.scheduler import FiringScheduler
+from f8a_jobs.services.jobs import HandlerCall, JobSpec
 from f8a_jobs.storage.db import build_engine
+from f8a_jobs.storage.fencing import begin_term
 from f8a_jobs.storage.migrate import migrate
 from f8a_jobs.storage.tables import flow_outbox, job_runs, jobs
 from tests.conftest import Server, poll
@@ -42,8 +42,12 @@ def store_jobs(
     for start in range(0, count, 5000):
         rows = [
             {
-                **JobDefinition(
-                    f"{prefix}-{n:06}", handler, kwargs or {}, schedule, "running", 3600
+                **JobSpec(
+                    f"{prefix}-{n:06}",
+                    HandlerCall(handler, kwargs or {}),
+                    schedule,
+                    JobState.RUNNING,
+                    3600,
                 ).row(now),
                 "revision": 1,
                 "created_at": now,
@@ -63,7 +67,7 @@ def count_runs(engine: Engine, status: str) -> int:
 
 def firing_scheduler(engine: Engine, threads: int) -> FiringScheduler:
     with engine.begin() as connection:
-        epoch = lifecycle.begin_term(connection, "bench", utcnow())
+        epoch = begin_term(connection, "bench", utcnow())
     return FiringScheduler(engine, Settings(executor_threads=threads), epoch, "bench", lambda: None)
 
 
@@ -97,7 +101,7 @@ def flows_delivered_per_second(url: str, count: int, threads: int) -> float:
     poll(lambda: count_flows(engine, "delivered") == count, timeout=600, interval=0.01)
     elapsed = time.perf_counter() - started
     firing.stop()
-    assert count_flows(engine, PENDING) == 0
+    assert count_flows(engine, FlowStatus.PENDING) == 0
     engine.dispose()
     return count / elapsed
 

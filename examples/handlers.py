@@ -1,7 +1,7 @@
 """Handlers for the examples of the documents f8a-jobs was designed from (``examples/jobs``).
 
 Run them with ``F8A_JOBS_HANDLER_MODULES=examples.handlers`` and
-``F8A_JOBS_DEFAULT_JOBS_DIR=examples/jobs`` (see the README's "Workflows"). ``Invite`` keeps its
+``F8A_JOBS_DEFAULT_JOBS_DIR=examples/jobs`` (see docs/workflows.md). ``Invite`` keeps its
 marks as files in ``F8A_JOBS_EXAMPLES_DIR`` (default: a directory in the system's temp dir).
 """
 

@@ -12,11 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from f8a_jobs import logs, metrics, service_state
-from f8a_jobs.default_jobs import load_default_jobs
-from f8a_jobs.errors import ConfigurationError
-from f8a_jobs.flows.dispatchers import make_dispatcher
-from f8a_jobs.settings import ROLES, Settings, get_settings, use_settings
+from f8a_jobs.core import logs
+from f8a_jobs.core.errors import ConfigurationError
+from f8a_jobs.core.settings import ROLES, Settings, get_settings, use_settings
+from f8a_jobs.execution import metrics
+from f8a_jobs.execution.server_mark import ServerMark
+from f8a_jobs.services import service_state
+from f8a_jobs.services.flows.dispatchers import make_dispatcher
+from f8a_jobs.services.jobs.defaults import load_default_jobs
 from f8a_jobs.storage.db import get_engine
 from f8a_jobs.storage.migrate import migrate
 
@@ -110,7 +113,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def worker_command(args: argparse.Namespace, settings: Settings) -> int:
     """A Celery worker for the runs and tries the leader sends (``executors/worker.py``)."""
-    from f8a_jobs.executors.worker import worker_app
+    from f8a_jobs.execution.executors.worker import worker_app
 
     if not settings.broker_url:
         raise ConfigurationError(
@@ -162,6 +165,14 @@ def _gunicorn(settings: Settings) -> Any:
     from gunicorn.app.base import BaseApplication
 
     engine_is_sqlite = get_engine(settings.database_url).dialect.name == "sqlite"
+    mark = ServerMark()  # made before the workers fork: they share it
+
+    def worker_gone(_server: Any, worker: Any) -> None:
+        """A worker's live gauges stop counting when it is gone, and it leads no more."""
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+        mark.gone(worker.pid)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -169,24 +180,17 @@ def _gunicorn(settings: Settings) -> Any:
             self.cfg.set("workers", _workers(settings, engine_is_sqlite))
             self.cfg.set("worker_class", "uvicorn_worker.UvicornWorker")
             # A worker that leads hands over within F8A_JOBS_SHUTDOWN_TIMEOUT; gunicorn waits
-            # a little longer before it kills the worker (see the README's "Stopping").
+            # a little longer before it kills the worker (see docs/operations.md, "Stopping").
             self.cfg.set("graceful_timeout", settings.graceful_timeout)
             self.cfg.set("loglevel", settings.log_level.lower())
-            self.cfg.set("child_exit", _worker_gone)
+            self.cfg.set("child_exit", worker_gone)
 
         def load(self) -> Any:
             from f8a_jobs.api import create_app
 
-            return create_app(settings)
+            return create_app(settings, mark)
 
     return Server()
-
-
-def _worker_gone(_server: Any, worker: Any) -> None:
-    """A worker's live gauges stop counting when it is gone."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
 
 
 def _workers(settings: Settings, engine_is_sqlite: bool) -> int:

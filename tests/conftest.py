@@ -26,8 +26,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from f8a_jobs.core.settings import Settings, use_settings
 from f8a_jobs.handlers import registry
-from f8a_jobs.settings import Settings, use_settings
 from f8a_jobs.storage.db import build_engine
 from f8a_jobs.storage.migrate import migrate
 from f8a_jobs.storage.tables import metadata
@@ -128,17 +128,17 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def started_scheduler(engine: Engine) -> Iterator[Any]:
     """A running FiringScheduler of a fresh term, the test handlers' records cleared."""
-    from f8a_jobs.runs import lifecycle
-    from f8a_jobs.scheduler import FiringScheduler
-    from f8a_jobs.schedules import utcnow
-    from f8a_jobs.settings import get_settings
+    from f8a_jobs.core.clock import utcnow
+    from f8a_jobs.core.settings import get_settings
+    from f8a_jobs.execution.scheduler import FiringScheduler
+    from f8a_jobs.storage import fencing
     from tests import handlers
 
     handlers.events.clear()
     handlers.marks.clear()
     handlers.Flaky.tries.clear()
     with engine.begin() as connection:
-        epoch = lifecycle.begin_term(connection, "test", utcnow())
+        epoch = fencing.begin_term(connection, "test", utcnow())
     firing = FiringScheduler(engine, get_settings(), epoch, "test-owner", lambda: None)
     firing.start(paused=False)
     yield firing

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import Literal
 
-from f8a_jobs.flows.outbox import Flow
+from f8a_jobs.handlers import Flow
 from f8a_jobs.handlers.base import BaseHandler
 
 release = threading.Event()
@@ -33,6 +33,16 @@ class Sleep(BaseHandler):
 
     def execute(self, seconds: float) -> str:
         time.sleep(seconds)
+        return "slept"
+
+
+class SleepThenMark(BaseHandler):
+    """Works for ``seconds``, then creates ``path``: a test sees when the work ended."""
+
+    def execute(self, seconds: float, path: str) -> str:
+        time.sleep(seconds)
+        with open(path, "a"):
+            pass
         return "slept"
 
 

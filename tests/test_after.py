@@ -4,9 +4,8 @@ through a real FiringScheduler: each condition, retries, paused followers, workf
 import pytest
 import yaml
 
-from f8a_jobs import jobs
-from f8a_jobs.errors import InvalidInput, JobInUse
-from f8a_jobs.runs import queries as runs
+from f8a_jobs.core.errors import InvalidInput, JobInUse
+from f8a_jobs.services import jobs, runs
 from tests.conftest import poll
 
 

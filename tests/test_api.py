@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from f8a_jobs.schedules import utcnow
+from f8a_jobs.core.clock import utcnow
 from tests.conftest import module_server, poll, wipe
 
 README_FLOWS = {

@@ -1,7 +1,7 @@
 """Bearer tokens over HTTP: required everywhere but the probes, the UI and the spec."""
 
 from f8a_jobs.api.auth import check_token, secure
-from f8a_jobs.settings import Settings, get_settings, use_settings
+from f8a_jobs.core.settings import Settings, get_settings, use_settings
 
 
 def test_tokens_are_compared_with_every_configured_one():

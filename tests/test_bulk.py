@@ -43,7 +43,7 @@ def test_bulk_insert_keeps_every_value_exactly(engine):
 
 
 def test_bulk_update_sets_values_and_nulls_only_where_all_match_columns_agree(engine):
-    from f8a_jobs.jobs import create_job, parse_job
+    from f8a_jobs.services.jobs import create_job, parse_job
     from f8a_jobs.storage.bulk import update_rows
     from f8a_jobs.storage.tables import jobs
 

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from cronsim import CronSim
 
-from f8a_jobs.calendars import parse_calendar, parse_crontab
-from f8a_jobs.errors import InvalidInput
-from f8a_jobs.schedules import next_fire_times, parse_schedule
+from f8a_jobs.core.calendars import parse_calendar, parse_crontab
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.schedules import next_fire_times, parse_schedule
 
 PARIS, NEW_YORK = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
 
@@ -162,7 +162,7 @@ def test_unset_fields_coarser_than_those_given_mean_every_and_finer_ones_zero():
 def test_a_yaml_job_takes_the_schedule_fields_as_the_api_does():
     import yaml
 
-    from f8a_jobs.jobs import job_json, parse_job
+    from f8a_jobs.services.jobs import job_json, parse_job
 
     text = """
 job_id: paris-report

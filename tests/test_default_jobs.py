@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from f8a_jobs import jobs
-from f8a_jobs.default_jobs import load_default_jobs
-from f8a_jobs.settings import bundled_path
+from f8a_jobs.core.settings import bundled_path
+from f8a_jobs.services import jobs
+from f8a_jobs.services.jobs.defaults import load_default_jobs
 from tests.conftest import ROOT
 
 JOB = {

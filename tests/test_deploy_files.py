@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from f8a_jobs.settings import Settings
+from f8a_jobs.core.settings import Settings
 from tests.conftest import ROOT
 
 

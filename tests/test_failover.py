@@ -104,19 +104,21 @@ def test_a_postgresql_restart_loses_no_due_run_and_leaves_none_running(own_postg
         poll(lambda: succeeded(engine) >= before + 3, timeout=30)
         server.put("/service/state", params={"state": "paused"})
         poll(lambda: server.get("/service/state").json()["state"] == "paused")
-        time.sleep(0.5)  # a pass that began before the pause may still queue one run
-        poll(lambda: not unfinished(engine), timeout=30)
+        # A pass that began before the pause may still queue one run: read the rows as one
+        # snapshot once nothing is queued or running in it.
+        ran, expected = poll(lambda: settled(engine), timeout=30)
         assert server.get("/liveness").json() == {"alive": True}
-        assert accounted(engine) == expected_runs(engine)
+        assert ran == expected
     finally:
         engine.dispose()
 
 
-def test_a_workflow_survives_a_postgresql_restart_in_its_middle(own_postgres, server_factory):
+def test_a_workflow_survives_a_postgresql_restart_in_its_middle(own_postgres, server_factory, tmp_path):
     server = server_factory(own_postgres.url, **FAST).start()
+    b_ended = tmp_path / "b-ended"
     tasks = [
         {"name": "a", "handler": "Sleep", "kwargs": {"seconds": 0.1}},
-        {"name": "b", "handler": "Sleep", "kwargs": {"seconds": 2}, "depends_on": ["a"]},
+        {"name": "b", "handler": "SleepThenMark", "kwargs": {"seconds": 2, "path": str(b_ended)}, "depends_on": ["a"]},
         {"name": "c", "handler": "Sleep", "kwargs": {"seconds": 0.1}, "depends_on": ["b"]},
     ]
     assert server.post("/jobs", json={"job_id": "flow", "tasks": tasks, "state": "paused"}).status_code == 201
@@ -128,7 +130,7 @@ def test_a_workflow_survives_a_postgresql_restart_in_its_middle(own_postgres, se
     poll(lambda: states().get("b") == "running")
     own_postgres.stop()  # b ends while the database is away: its outcome must not be lost
     poll(lambda: server.get("/readiness").status_code == 503)
-    time.sleep(3)  # the outage outlasts b; nothing can be written meanwhile
+    poll(b_ended.exists, timeout=30)  # b ended during the outage: nothing could be written
     own_postgres.start()
 
     def ended():
@@ -148,28 +150,23 @@ def succeeded(engine):
         return connection.execute(select(func.count()).select_from(job_runs).where(job_runs.c.status == "succeeded")).scalar()
 
 
-def unfinished(engine):
-    with engine.connect() as connection:
-        return connection.execute(
-            select(func.count()).select_from(job_runs).where(job_runs.c.status.in_(("queued", "running")))
-        ).scalar()
-
-
-def accounted(engine):
-    """Runs that ran, plus those recorded missed (a missed row may stand for several)."""
-    with engine.connect() as connection:
-        ran = connection.execute(
-            select(func.count()).select_from(job_runs).where(job_runs.c.status.in_(("succeeded", "failed")))
-        ).scalar()
-        missed = connection.execute(
-            select(func.coalesce(func.sum(job_runs.c.missed_count), 0)).where(job_runs.c.status == "missed")
-        ).scalar()
-    return ran + missed
-
-
-def expected_runs(engine):
-    """Every slot of the schedule before the job's next run time fell due."""
-    with engine.connect() as connection:
-        job = connection.execute(select(jobs).where(jobs.c.job_id == "tick")).one()
+def settled(engine):
+    """In one snapshot with no run queued or running: the runs accounted for (run, or recorded
+    missed: a missed row may stand for several) and the slots that fell due before the job's
+    next run time. None while a run is queued or running."""
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
+        with connection.begin():
+            unfinished = connection.execute(
+                select(func.count()).select_from(job_runs).where(job_runs.c.status.in_(("queued", "running")))
+            ).scalar()
+            if unfinished:
+                return None
+            ran = connection.execute(
+                select(func.count()).select_from(job_runs).where(job_runs.c.status.in_(("succeeded", "failed")))
+            ).scalar()
+            missed = connection.execute(
+                select(func.coalesce(func.sum(job_runs.c.missed_count), 0)).where(job_runs.c.status == "missed")
+            ).scalar()
+            job = connection.execute(select(jobs).where(jobs.c.job_id == "tick")).one()
     start = datetime.fromisoformat(job.schedule["start"])
-    return round((job.next_run_time - start).total_seconds())
+    return ran + missed, round((job.next_run_time - start).total_seconds())

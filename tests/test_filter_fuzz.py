@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select, text
 
 from f8a_jobs import filters
-from f8a_jobs.errors import InvalidInput
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.settings import Settings, get_settings, use_settings
 from f8a_jobs.filters.parse import OPERATORS
-from f8a_jobs.settings import Settings, get_settings, use_settings
 from f8a_jobs.storage.tables import metadata as own_metadata
 from tests import analytics
 from tests.test_filters import data  # noqa: F401 - the fixture

@@ -6,9 +6,10 @@ import pytest
 from json2sql import select2sql
 from sqlalchemy import inspect
 
-from f8a_jobs import filters, jobs
-from f8a_jobs.errors import ForbiddenTable, InvalidInput
-from f8a_jobs.settings import Settings, get_settings, use_settings
+from f8a_jobs import filters
+from f8a_jobs.core.errors import ForbiddenTable, InvalidInput
+from f8a_jobs.core.settings import Settings, get_settings, use_settings
+from f8a_jobs.services import jobs
 from tests import analytics
 
 JOINS = [

@@ -2,8 +2,9 @@ from typing import Any
 
 import pytest
 
-from f8a_jobs.errors import InvalidHandler, InvalidInput, UnknownHandler
-from f8a_jobs.handlers.base import BaseHandler, fits
+from f8a_jobs.core.errors import InvalidHandler, InvalidInput, UnknownHandler
+from f8a_jobs.handlers.base import BaseHandler
+from f8a_jobs.handlers.kwargs import fits
 from f8a_jobs.handlers.registry import _checked, get_handler, handlers
 
 

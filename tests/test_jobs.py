@@ -3,10 +3,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from f8a_jobs import jobs, service_state
-from f8a_jobs.errors import DuplicateJob, InvalidInput, JobNotFound
-from f8a_jobs.runs import queries as runs
-from f8a_jobs.schedules import utcnow
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.errors import DuplicateJob, InvalidInput, JobNotFound
+from f8a_jobs.services import jobs, runs, service_state
 from f8a_jobs.storage.tables import job_runs
 
 FLOW = {"flow_name": "bayesianFlow", "flow_arguments": [{"name": "serve-static"}]}

@@ -5,11 +5,11 @@ import threading
 
 from sqlalchemy import event, text
 
-from f8a_jobs.leader import Leadership
-from f8a_jobs.runs import lifecycle
-from f8a_jobs.scheduler import FiringScheduler
-from f8a_jobs.schedules import utcnow
-from f8a_jobs.settings import Settings, get_settings
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.settings import Settings, get_settings
+from f8a_jobs.execution.leader import Leadership
+from f8a_jobs.execution.scheduler import FiringScheduler
+from f8a_jobs.storage import fencing
 from f8a_jobs.storage.db import build_engine
 from tests.conftest import poll, wipe
 
@@ -20,7 +20,7 @@ def settings(pg_url):
 
 def current_epoch(engine):
     with engine.connect() as connection:
-        return lifecycle.current_term(connection)["epoch"]
+        return fencing.current_term(connection)["epoch"]
 
 
 def test_twenty_lost_and_regained_terms_leave_the_thread_count_flat(pg_url, pg_engine):
@@ -45,7 +45,7 @@ def test_twenty_lost_and_regained_terms_leave_the_thread_count_flat(pg_url, pg_e
 def test_stop_stops_every_part_even_when_a_step_fails(pg_engine):
     wipe(pg_engine)
     with pg_engine.begin() as connection:
-        epoch = lifecycle.begin_term(connection, "test", utcnow())
+        epoch = fencing.begin_term(connection, "test", utcnow())
     firing = FiringScheduler(pg_engine, get_settings(), epoch, "test", lambda: None)
     firing.start(paused=False)
 
@@ -69,7 +69,7 @@ def test_a_term_whose_thread_died_ends_and_liveness_says_so_meanwhile(pg_url, pg
     try:
         scheduler = poll(lambda: leadership.scheduler)
         epoch = current_epoch(pg_engine)
-        scheduler.relay._stop.set()  # the relay thread ends, as if it had crashed
+        scheduler.relay._stopped.set()  # the relay thread ends, as if it had crashed
         scheduler.relay._wake.set()
         scheduler.relay.thread.join(5)
         assert "relay" in scheduler.dead_threads()
@@ -93,7 +93,7 @@ def test_a_standby_polls_the_lock_on_one_session(pg_url, pg_engine):
         first = poll(lambda: standby.lock.backend_pid())
         connects_before = len(connects)
         for _ in range(10):  # ten more polls at 0.1 s
-            standby._stop.wait(0.1)
+            standby._stopped.wait(0.1)
         assert standby.lock.backend_pid() == first and standby.role == "standby"
         assert len(connects) - connects_before <= 1  # not one session per poll
     finally:

@@ -5,17 +5,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from f8a_jobs import jobs
-from f8a_jobs.executors.base import execute_run
-from f8a_jobs.flows.base import DeliveryFailed, Dispatcher
-from f8a_jobs.flows.outbox import Flow, flow_row
-from f8a_jobs.flows.relay import Relay
-from f8a_jobs.runs import lifecycle, retention
-from f8a_jobs.runs.lifecycle import Fire, LostLeadership
-from f8a_jobs.runs.queries import list_runs
-from f8a_jobs.runs.writer import RunWriter
-from f8a_jobs.schedules import utcnow
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.flow import Flow
+from f8a_jobs.execution.executors.base import execute_run
+from f8a_jobs.execution.firing import fire
+from f8a_jobs.execution.recording import RunWriter
+from f8a_jobs.execution.relay import Relay
+from f8a_jobs.services import jobs, runs
+from f8a_jobs.services.flows.base import DeliveryFailed, Dispatcher
+from f8a_jobs.services.flows.outbox import delete_old_flows, flow_row
+from f8a_jobs.services.runs import Fire
+from f8a_jobs.services.runs.queries import list_runs
 from f8a_jobs.storage.bulk import insert_rows
+from f8a_jobs.storage.fencing import LostLeadership, begin_term
 from f8a_jobs.storage.tables import flow_outbox, job_runs
 from f8a_jobs.storage.tables import jobs as jobs_table
 
@@ -26,7 +28,7 @@ def add(engine, job_id, handler="Noop", kwargs=None, **fields):
 
 def term(engine, holder="test"):
     with engine.begin() as connection:
-        return lifecycle.begin_term(connection, holder, utcnow())
+        return begin_term(connection, holder, utcnow())
 
 
 def revision(engine, job_id):
@@ -38,12 +40,12 @@ def fire_now(engine, epoch, *job_ids, when=None):
     when = when or utcnow()
     advances = [{"job_id": j, "revision": revision(engine, j), "next_run_time": None, "last_run": when} for j in job_ids]
     with engine.begin() as connection:
-        return lifecycle.fire(connection, epoch, advances, [Fire(j, (when,), 3600) for j in job_ids], utcnow())[0]
+        return fire(connection, epoch, advances, [Fire(j, (when,), 3600) for j in job_ids], utcnow())[0]
 
 
 def claim(engine, epoch, owner="me", limit=100):
     with engine.begin() as connection:
-        return lifecycle.claim(connection, epoch, owner, limit, utcnow())
+        return runs.claim(connection, epoch, owner, limit, utcnow())
 
 
 def runs_of(engine, job_id):
@@ -70,7 +72,7 @@ def test_a_job_paused_or_deleted_after_the_scheduler_read_it_does_not_run(engine
     jobs.delete_job(engine, "deleted-later")
     advances = [{"job_id": j, "revision": r, "next_run_time": None, "last_run": utcnow()} for j, r in stale.items()]
     with engine.begin() as connection:
-        assert lifecycle.fire(connection, epoch, advances, [Fire(j, (utcnow(),), 60) for j in stale], utcnow()) == (0, [])
+        assert fire(connection, epoch, advances, [Fire(j, (utcnow(),), 60) for j in stale], utcnow()) == (0, [])
     assert runs_of(engine, "paused-later") == []
     assert fire_now(engine, epoch, "paused-before-claim") == 1
     jobs.set_job_state(engine, "paused-before-claim", "paused")  # between queueing and claiming
@@ -86,7 +88,7 @@ def test_deleting_a_job_takes_its_queued_and_running_runs_and_a_late_finish_reco
     (claimed,) = claim(engine, epoch)
     jobs.delete_job(engine, "d")
     with engine.begin() as connection:
-        assert lifecycle.finish(connection, [lifecycle.Outcome(claimed, "succeeded", utcnow(), flows=[
+        assert runs.finish(connection, [runs.Outcome(claimed, "succeeded", utcnow(), flows=[
             flow_row("d", claimed.run_id, 0, Flow("f", {}))])]) == set()
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(job_runs)).scalar() == 0
@@ -105,7 +107,7 @@ def test_a_new_term_fences_the_old_one_out_of_firing_and_claiming_but_not_out_of
     with pytest.raises(LostLeadership):
         fire_now(engine, old, "f")
     with engine.begin() as connection:  # the old process ends the run it started: allowed
-        assert lifecycle.finish(connection, [lifecycle.Outcome(running, "succeeded", utcnow())]) == {running.run_id}
+        assert runs.finish(connection, [runs.Outcome(running, "succeeded", utcnow())]) == {running.run_id}
 
 
 def test_a_finish_never_overwrites_a_run_another_term_has_failed(engine):
@@ -117,9 +119,9 @@ def test_a_finish_never_overwrites_a_run_another_term_has_failed(engine):
         connection.execute(update(job_runs).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
     new = term(engine)
     with engine.begin() as connection:
-        assert lifecycle.fail_orphans(connection, new, 60, utcnow()) == 1
+        assert runs.fail_orphans(connection, new, 60, utcnow()) == 1
     with engine.begin() as connection:  # the old process comes back and tries to finish it
-        assert lifecycle.finish(connection, [lifecycle.Outcome(running, "succeeded", utcnow())]) == set()
+        assert runs.finish(connection, [runs.Outcome(running, "succeeded", utcnow())]) == set()
     (run,) = runs_of(engine, "o")
     assert run["status"] == "failed" and "(gone-process) stopped sending heartbeats" in run["error"]
 
@@ -131,8 +133,8 @@ def test_a_live_process_keeps_its_runs_by_heartbeats(engine):
     (running,) = claim(engine, epoch, "alive")
     with engine.begin() as connection:
         connection.execute(update(job_runs).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
-        lifecycle.heartbeat(connection, "alive", [running.run_id], utcnow())
-        assert lifecycle.fail_orphans(connection, epoch, 60, utcnow()) == 0
+        runs.heartbeat(connection, "alive", [running.run_id], utcnow())
+        assert runs.fail_orphans(connection, epoch, 60, utcnow()) == 0
 
 
 def test_a_record_the_database_refuses_is_written_alone_and_holds_back_nothing(engine, backend):
@@ -230,17 +232,17 @@ def test_retention_deletes_old_finished_runs_but_each_jobs_last_ones(engine):
     add(engine, "old", periodically="1 hour")
     now = utcnow()
     rows = [
-        lifecycle.run_row("old", now - timedelta(days=60, hours=n), "succeeded", finished_at=now - timedelta(days=60, hours=n))
+        runs.run_row("old", now - timedelta(days=60, hours=n), "succeeded", finished_at=now - timedelta(days=60, hours=n))
         for n in range(8)
-    ] + [lifecycle.run_row("old", now - timedelta(hours=n), "succeeded") for n in range(2)]
+    ] + [runs.run_row("old", now - timedelta(hours=n), "succeeded") for n in range(2)]
     with engine.begin() as connection:
         insert_rows(connection, job_runs, rows)
-        deleted = retention.delete_old_runs(connection, days=30, keep_last=5, now=now)
+        deleted = runs.delete_old_runs(connection, days=30, keep_last=5, now=now)
     assert deleted == 5  # 10 runs, 8 of them old: the newest 5 stay (2 recent + 3 old)
     remaining = runs_of(engine, "old")
     assert len(remaining) == 5
     with engine.begin() as connection:
-        assert retention.delete_old_runs(connection, days=30, keep_last=5, now=now) == 0
+        assert runs.delete_old_runs(connection, days=30, keep_last=5, now=now) == 0
 
 
 def test_the_firing_executor_takes_the_runs_it_has_room_for_as_they_are_queued(engine):
@@ -250,7 +252,7 @@ def test_the_firing_executor_takes_the_runs_it_has_room_for_as_they_are_queued(e
     advances = [{"job_id": j, "revision": revision(engine, j), "next_run_time": None, "last_run": utcnow()} for j in ("x1", "x2", "x3")]
     fires = [Fire(j, (utcnow(),), 60, "Context", {"label": "a"}) for j in ("x1", "x2", "x3")]
     with engine.begin() as connection:
-        queued, claimed = lifecycle.fire(connection, epoch, advances, fires, utcnow(), claimant=lifecycle.Claimant("me", 2))
+        queued, claimed = fire(connection, epoch, advances, fires, utcnow(), claimant=runs.Claimant("me", 2))
     assert queued == 3 and len(claimed) == 2 and {run.owner for run in claimed} == {"me"}
     statuses = sorted(runs_of(engine, j)[0]["status"] for j in ("x1", "x2", "x3"))
     assert statuses == ["queued", "running", "running"]
@@ -268,6 +270,6 @@ def test_retention_deletes_flows_delivered_long_ago_only(engine):
         row["sent_at"] = now - timedelta(days=60 if n < 3 else 1)
     with engine.begin() as connection:
         insert_rows(connection, flow_outbox, rows)
-        assert retention.delete_old_flows(connection, days=30, now=now) == 2
+        assert delete_old_flows(connection, days=30, now=now) == 2
         left = dict(connection.execute(select(flow_outbox.c.arg_index, flow_outbox.c.status)).all())
     assert left == {2: "pending", 3: "delivered"}

@@ -80,7 +80,7 @@ def test_metrics_made_by_many_threads_at_once_are_made_once():
     code = (
         "import threading\n"
         "from datetime import UTC, datetime\n"
-        "from f8a_jobs import metrics\n"
+        "from f8a_jobs.execution import metrics\n"
         "errors = []\n"
         "def use():\n"
         "    try:\n"

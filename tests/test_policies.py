@@ -6,9 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from f8a_jobs import jobs
-from f8a_jobs.errors import InvalidInput
-from f8a_jobs.runs import queries as runs
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.services import jobs, runs
 from tests import handlers as test_handlers
 from tests.conftest import poll
 
@@ -81,7 +80,7 @@ def test_a_run_within_its_timeout_succeeds(engine, scheduler):
 def test_policies_show_on_the_job():
     job = jobs.parse_job({"job_id": "p", "handler": "Noop", "tries": 3, "retry_delay": "30 seconds",
                           "timeout": "10 minutes", "pause_on_failure": True})
-    assert job.policy == {"tries": 3, "retry_delay": 30.0, "timeout": 600.0, "pause_on_failure": True}
+    assert job.policy.json() == {"tries": 3, "retry_delay": 30.0, "timeout": 600.0, "pause_on_failure": True}
     shown = jobs.job_json({**job.row(datetime.now().astimezone()), "revision": 1, "last_run": None})
     assert (shown["tries"], shown["retry_delay"], shown["timeout"]) == (3, 30.0, 600.0)
 

@@ -14,12 +14,12 @@ import uuid
 import kombu
 import pytest
 
-from f8a_jobs.errors import ConfigurationError
-from f8a_jobs.executors.messages import claimed_run, run_message, start_of, try_message
-from f8a_jobs.runs.lifecycle import ClaimedRun
-from f8a_jobs.schedules import utcnow
-from f8a_jobs.settings import Settings
-from f8a_jobs.workflows.engine import Start
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.errors import ConfigurationError
+from f8a_jobs.core.settings import Settings
+from f8a_jobs.execution.executors.messages import claimed_run, run_message, start_of, try_message
+from f8a_jobs.services.runs import ClaimedRun
+from f8a_jobs.services.workflows.engine import Start
 from tests.conftest import BROKERS, ROOT, TEST_SETTINGS, poll
 from tests.test_celery import RedisServer
 from tests.test_workflows import VDK
@@ -390,10 +390,10 @@ def test_a_report_the_database_refuses_is_replaced_by_a_failed_try(fresh_pg):
     result) becomes a failed try saying why, and the report beside it is written."""
     from sqlalchemy import insert, select
 
-    from f8a_jobs.executors.reports import Report, ReportWriter
+    from f8a_jobs.execution.executors.reports import Report, ReportWriter
+    from f8a_jobs.services.workflows.engine import TryOutcome
     from f8a_jobs.storage.db import build_engine
     from f8a_jobs.storage.tables import run_tasks
-    from f8a_jobs.workflows.engine import TryOutcome
 
     engine = build_engine(fresh_pg)
     row = {"run_id": "r" * 32, "part": -1, "state": "running", "tries": 1, "executed": False,

@@ -3,8 +3,8 @@
 import time
 from datetime import timedelta
 
-from f8a_jobs.runs import queries as runs
-from f8a_jobs.schedules import utcnow
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.services import runs
 from tests.conftest import poll
 
 

@@ -4,15 +4,14 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from f8a_jobs import jobs
-from f8a_jobs.flows import outbox
-from f8a_jobs.runs import lifecycle
-from f8a_jobs.runs import queries as runs
-from f8a_jobs.runs.firing import FireBatch
-from f8a_jobs.scheduler import FiringScheduler
-from f8a_jobs.schedules import utcnow
-from f8a_jobs.settings import get_settings
-from f8a_jobs.storage.jobstore import JobRowStore
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.settings import get_settings
+from f8a_jobs.execution.firing import FireBatch
+from f8a_jobs.execution.jobstore import JobRowStore
+from f8a_jobs.execution.scheduler import FiringScheduler
+from f8a_jobs.services import jobs, runs
+from f8a_jobs.services.flows import outbox
+from f8a_jobs.storage import fencing
 from f8a_jobs.storage.tables import job_runs
 from f8a_jobs.storage.tables import jobs as jobs_table
 from tests import handlers as test_handlers
@@ -23,7 +22,7 @@ FLOW = {"flow_name": "bayesianFlow", "flow_arguments": [{"name": "a"}, {"name": 
 
 def new_term(engine):
     with engine.begin() as connection:
-        return lifecycle.begin_term(connection, "test", utcnow())
+        return fencing.begin_term(connection, "test", utcnow())
 
 
 @pytest.fixture
@@ -220,7 +219,7 @@ def test_overlap_allow_runs_in_parallel_up_to_max_parallel(engine, scheduler):
      ({"overlap": "allow", "max_parallel": 0}, "max_parallel"), ({"misfire_policy": "later"}, "misfire_policy")],
 )
 def test_bad_overlaps_name_the_field(fields, field):
-    from f8a_jobs.errors import InvalidInput
+    from f8a_jobs.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as caught:
         jobs.parse_job({"job_id": "o", "handler": "Noop", **fields})

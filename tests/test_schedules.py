@@ -2,13 +2,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from f8a_jobs.errors import InvalidInput
-from f8a_jobs.schedules import (
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.fields import parse_duration
+from f8a_jobs.core.schedules import (
     build_trigger,
     describe,
     first_run_time,
     next_run_time,
-    parse_duration,
     parse_schedule,
     parse_when,
 )
@@ -129,7 +129,7 @@ def test_stored_spec_of_unknown_version_is_refused():
     ],
 )
 def test_crontab_weekdays_keep_crontab_numbering(field, names):
-    from f8a_jobs.calendars import DAY_NAMES, parse_crontab
+    from f8a_jobs.core.calendars import DAY_NAMES, parse_crontab
 
     weekdays = parse_crontab(f"0 0 * * {field}").weekdays
     assert " ".join(DAY_NAMES[day] for day in sorted(weekdays)) == names

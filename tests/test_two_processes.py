@@ -1,11 +1,12 @@
 """Two ``f8a-jobs serve`` processes (two gunicorn workers each) on one PostgreSQL."""
 
+import os
 import signal
 import time
 
 from sqlalchemy import func, select
 
-from f8a_jobs.storage.tables import job_runs
+from f8a_jobs.storage.tables import job_runs, leadership
 from tests.conftest import poll, wipe
 
 
@@ -63,6 +64,30 @@ def test_each_due_run_fires_once_and_a_standby_takes_over(pg_url, pg_engine, ser
     )
 
 
+def test_each_server_says_whether_it_leads_whichever_worker_answers(pg_url, pg_engine, server_factory):
+    """``scheduler`` in ``GET /service/state`` speaks for the server (any of its processes), not
+    for the worker that serves the request; after the leading worker is killed, the servers
+    agree again on who leads."""
+    wipe(pg_engine)
+    servers = [server_factory(pg_url, F8A_JOBS_WORKERS="2").start() for _ in range(2)]
+
+    def agreed():
+        roles = [workers_roles(server, asks=40) for server in servers]
+        return roles if sorted(map(sorted, roles)) == [["leader"], ["standby"]] else None
+
+    poll(agreed, timeout=30)
+    holder = poll(lambda: term_holder(pg_engine))
+    leading_pid = int(holder.split(":")[1])
+    os.kill(leading_pid, signal.SIGKILL)  # one worker, not its server: gunicorn starts another
+    poll(lambda: term_holder(pg_engine) not in (None, holder), timeout=30)
+    poll(agreed, timeout=30)
+
+
+def term_holder(engine):
+    with engine.connect() as connection:
+        return connection.execute(select(leadership.c.holder)).scalar()
+
+
 def workers_roles(server, asks=12):
     """The roles the server's workers report (each new connection lands on one of them)."""
     return {
@@ -81,7 +106,7 @@ def test_processes_starting_at_once_migrate_and_load_default_jobs_once(pytestcon
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from f8a_jobs.settings import bundled_path
+    from f8a_jobs.core.settings import bundled_path
     from f8a_jobs.storage.db import build_engine
     from tests.conftest import ROOT
 

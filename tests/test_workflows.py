@@ -4,11 +4,10 @@ every task transition in the database. Timing is read from events the handlers r
 import pytest
 from sqlalchemy import select
 
-from f8a_jobs import jobs
-from f8a_jobs.errors import InvalidInput, JobInUse
-from f8a_jobs.runs import queries as runs
+from f8a_jobs.core.errors import InvalidInput, JobInUse
+from f8a_jobs.services import jobs, runs
+from f8a_jobs.services.workflows import queries
 from f8a_jobs.storage.tables import job_runs
-from f8a_jobs.workflows import queries
 from tests import handlers as test_handlers
 from tests.conftest import poll
 

@@ -16,11 +16,12 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from sqlalchemy import Engine
 
-from f8a_jobs import metrics
 from f8a_jobs.api import auth, context, errors
 from f8a_jobs.api.validation import VALIDATORS, RejectControlCharacters
-from f8a_jobs.leader import Leadership
-from f8a_jobs.settings import Settings, bundled_path, get_settings, use_settings
+from f8a_jobs.core.settings import Settings, bundled_path, get_settings, use_settings
+from f8a_jobs.execution import metrics
+from f8a_jobs.execution.leader import Leadership
+from f8a_jobs.execution.server_mark import ServerMark
 from f8a_jobs.storage.db import get_engine
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,16 @@ log = logging.getLogger(__name__)
 PROBES = ("/liveness", "/readiness", "/service/state")
 
 
-def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
+def create_app(
+    settings: Settings | None = None, server: ServerMark | None = None
+) -> connexion.FlaskApp:
     """The ASGI app of ``settings.role``: ``all`` serves the API and contends to be the process
-    that fires jobs, ``api`` only serves it, ``scheduler`` contends and serves only probes."""
+    that fires jobs, ``api`` only serves it, ``scheduler`` contends and serves only probes.
+    ``server``: what the server's processes share about which of them leads."""
     settings = settings or get_settings()
     use_settings(settings)
     engine = get_engine(settings.database_url)
-    leadership = Leadership(engine, settings) if settings.role != "api" else None
+    leadership = Leadership(engine, settings, server) if settings.role != "api" else None
     context.install(engine, leadership)
 
     @asynccontextmanager

@@ -6,7 +6,7 @@ import hmac
 import logging
 from typing import Any
 
-from f8a_jobs.settings import get_settings
+from f8a_jobs.core.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Engine
 
-if TYPE_CHECKING:
-    from f8a_jobs.leader import Leadership
+from f8a_jobs.execution.leader import Leadership
 
 _engine: Engine | None = None
 _leadership: Leadership | None = None
@@ -25,7 +24,8 @@ def engine() -> Engine:
 
 
 def role() -> str:
-    return _leadership.role if _leadership else "standby"
+    """Whether this server (any of its processes) leads: ``leader`` or ``standby``."""
+    return _leadership.server_role if _leadership else "standby"
 
 
 def leadership() -> Leadership | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from f8a_jobs import filters
 from f8a_jobs.api.context import Response, reply
-from f8a_jobs.errors import InvalidInput
+from f8a_jobs.core.errors import InvalidInput
 
 
 def show_select_query(body: dict[str, Any]) -> Response:

@@ -9,7 +9,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 from sqlalchemy.exc import DataError
 
-from f8a_jobs.errors import F8aJobsError
+from f8a_jobs.core.errors import F8aJobsError
 
 log = logging.getLogger(__name__)
 TITLES = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from f8a_jobs.api.context import Response, engine, reply
-from f8a_jobs.flows import outbox
+from f8a_jobs.services.flows import outbox
 
 
 def get_flows(

@@ -6,11 +6,10 @@ from typing import Any
 
 import connexion
 
-from f8a_jobs import jobs
 from f8a_jobs.api.context import Response, engine, reply
-from f8a_jobs.errors import InvalidInput
-from f8a_jobs.runs import queries as runs
-from f8a_jobs.runs.backfill import backfill
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.services import jobs, runs
+from f8a_jobs.services.runs.backfill import backfill
 
 JOB_TYPES = ("all", "user", "failed")
 

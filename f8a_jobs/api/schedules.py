@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from f8a_jobs import jobs
 from f8a_jobs.api.context import Response, engine, reply
-from f8a_jobs.calendars import describe_slots
-from f8a_jobs.schedules import next_fire_times, parse_schedule, schedule_zone, utcnow
+from f8a_jobs.core.calendars import describe_slots
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.schedules import next_fire_times, parse_schedule, schedule_zone
+from f8a_jobs.services import jobs
 
 WORDS = ("when", "periodically", "cron", "calendar", "timezone")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from f8a_jobs import service_state
 from f8a_jobs.api.context import Response, engine, leadership, reply, role
-from f8a_jobs.runs import lifecycle
+from f8a_jobs.services import service_state
+from f8a_jobs.storage.fencing import current_term
 
 
 def get_liveness() -> Response:
@@ -38,6 +38,6 @@ def put_state(state: str) -> Response:
 
 def _state(state: str) -> dict[str, object]:
     with engine().connect() as connection:
-        term = lifecycle.current_term(connection)
+        term = current_term(connection)
     since = term["since"].isoformat() if term["since"] else None
     return {"state": state, "scheduler": role(), "leader": {**term, "since": since}}

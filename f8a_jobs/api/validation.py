@@ -16,7 +16,7 @@ from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, Parame
 from jsonschema import ValidationError
 from starlette.responses import JSONResponse
 
-from f8a_jobs.json_values import MAX_DEPTH, depth_exceeds
+from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
 
 NAMED_IN_MESSAGE = re.compile(r"'([^']+)' (?:is a required property|was unexpected)")
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from f8a_jobs import jobs
 from f8a_jobs.api.context import Response, engine, reply
-from f8a_jobs.errors import InvalidInput
-from f8a_jobs.runs import queries as runs
-from f8a_jobs.workflows import queries, render
-from f8a_jobs.workflows.dry_run import dry_run
-from f8a_jobs.workflows.expand import expand, graph_json, job_lookup
-from f8a_jobs.workflows.spec import WorkflowSpec
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.services import jobs, runs
+from f8a_jobs.services.workflows import queries, render
+from f8a_jobs.services.workflows.dry_run import dry_run
+from f8a_jobs.services.workflows.expand import expand, graph_json, job_lookup
+from f8a_jobs.services.workflows.spec import WorkflowSpec
 
 
 def post_run(job_id: str, dry_run: bool = False) -> Response:

@@ -1,4 +1,5 @@
-"""``$filter``: a JSON query (json2sql/mosql compatible) compiled safely to SQL and streamed.
+"""Layer 3, ``$filter``: a JSON query (json2sql/mosql compatible) compiled safely to SQL and
+streamed.
 
 Stages, each testable alone: ``parse`` (structure) -> ``compile`` (against the reflected,
 allowed schema) -> ``run`` (read-only, timed out, streamed). This module is the entry point.
@@ -13,11 +14,11 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.dialects import postgresql
 
+from f8a_jobs.core.settings import Settings, get_settings
 from f8a_jobs.filters.compile import compile_query
 from f8a_jobs.filters.parse import FILTER_KEY, is_filter, parse
 from f8a_jobs.filters.run import stream_rows
 from f8a_jobs.filters.schema import FilterSchema
-from f8a_jobs.settings import Settings, get_settings
 from f8a_jobs.storage.db import get_engine
 
 __all__ = ["FILTER_KEY", "compile_filter", "expand", "is_filter", "show_sql", "validate"]

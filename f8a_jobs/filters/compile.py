@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, FromClause, Select, and_, func, or_, select
 from sqlalchemy.sql import operators
 
-from f8a_jobs.errors import InvalidInput
+from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.filters.parse import Condition, Query, Reference
 from f8a_jobs.filters.schema import FilterSchema
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from f8a_jobs.errors import InvalidInput, refuse_unknown
+from f8a_jobs.core.errors import InvalidInput, refuse_unknown
 
 FILTER_KEY = "$filter"
 QUERY_KEYS = (

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, text
 from sqlalchemy.exc import DataError, OperationalError
 
-from f8a_jobs.errors import InvalidInput
+from f8a_jobs.core.errors import InvalidInput
 
 PLAIN = frozenset({str, int, float, bool, type(None)})  # JSON as they are: the common case
 

@@ -9,7 +9,7 @@ import threading
 
 from sqlalchemy import Engine, MetaData, Table
 
-from f8a_jobs.errors import ForbiddenTable, InvalidInput
+from f8a_jobs.core.errors import ForbiddenTable, InvalidInput
 from f8a_jobs.storage.tables import OWN_TABLES
 
 

@@ -1,31 +1,43 @@
-"""The handler contract: a job names a handler; a run calls ``Handler(job_id).execute(**kwargs)``."""
+"""The handler contract: a job names a handler; a run calls ``Handler(job_id).execute(**kwargs)``.
+
+This is the plugin API (``f8a_jobs.handlers.base.BaseHandler``). What a run offers its handler
+(``self.run``) is the ``Context`` protocol, which the executors' contexts implement.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
-import json
-import logging
-import typing
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
 
-import typing_extensions
 from sqlalchemy import Engine
 
-from f8a_jobs.errors import InvalidInput
-from f8a_jobs.settings import get_settings
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.flow import Flow
+from f8a_jobs.core.settings import get_settings
+from f8a_jobs.handlers.kwargs import hints, mismatch
 from f8a_jobs.storage.db import get_engine
 
-if TYPE_CHECKING:
-    from pydantic import TypeAdapter
-
-    from f8a_jobs.flows.outbox import Flow
-    from f8a_jobs.runs.context import RunContext
-
-log = logging.getLogger(__name__)
 #: Arguments the service fills in for each run when ``execute`` names them; never in kwargs.
 CONTEXT_ARGUMENTS = ("run_id", "scheduled_for", "rundate", "task_name", "part_num", "num_parts")
+
+
+class Context(Protocol):
+    """What a run offers its handler (``self.run``): Datatailr's reserved arguments, and where
+    the flows it emits go."""
+
+    run_id: str
+    scheduled_for: datetime
+    task_name: str | None  # a workflow task's (None for a plain run)
+    part_num: int | None  # a for_each part's number
+    num_parts: int | None
+
+    @property
+    def rundate(self) -> str: ...
+
+    def emit_flows(self, flows: Iterable[Flow]) -> int: ...
 
 
 class BaseHandler:
@@ -35,14 +47,17 @@ class BaseHandler:
     a job that cannot run is refused then, not at its first run. Override ``validate`` for
     checks that the signature cannot express (call ``super().validate`` first). ``execute`` may
     also name ``run_id``, ``scheduled_for`` and ``rundate`` (the slot's local date,
-    ``YYYY-MM-DD``) to get them; what it returns (JSON) is stored
-    with the run.
+    ``YYYY-MM-DD``) to get them; what it returns (JSON) is stored with the run.
+
+    A handler that also defines ``check(**kwargs)`` is idempotent (DoJobber): in a workflow, a
+    task whose check passes is ``satisfied`` without ``execute``. ``cleanup(**kwargs)``, if
+    defined, runs after a workflow run for each task whose ``execute`` ran.
     """
 
     name: ClassVar[str | None] = None  # the name jobs use; defaults to the class name
 
     def __init__(
-        self, job_id: str, engine: Engine | None = None, run: RunContext | None = None
+        self, job_id: str, engine: Engine | None = None, run: Context | None = None
     ) -> None:
         self.job_id = job_id
         self._engine = engine
@@ -57,6 +72,24 @@ class BaseHandler:
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.execute")
+
+    def check(self, *args: Any, **kwargs: Any) -> Any:
+        """Whether the work is done already (not ``False``, and no exception: it is)."""
+        raise NotImplementedError(f"{type(self).__name__}.check")
+
+    def cleanup(self, *args: Any, **kwargs: Any) -> None:
+        """Undo or tidy up after ``execute``, once the workflow run is over."""
+        raise NotImplementedError(f"{type(self).__name__}.cleanup")
+
+    @classmethod
+    def checks(cls) -> bool:
+        """Whether this handler defines ``check``."""
+        return cls.check is not BaseHandler.check
+
+    @classmethod
+    def cleans_up(cls) -> bool:
+        """Whether this handler defines ``cleanup``."""
+        return cls.cleanup is not BaseHandler.cleanup
 
     def emit_flows(self, flows: Iterable[Flow]) -> int:
         """Dispatch ``flows``: they reach the outbox when the run is recorded, with it."""
@@ -97,9 +130,9 @@ class BaseHandler:
             bound = bind(None, **kwargs, **context)
         except TypeError as exc:
             raise InvalidInput("kwargs", f"{exc} (handler {cls.handler_name()})") from None
-        hints = _hints(cls.execute)
+        types = hints(cls.execute)
         for name, value in bound.arguments.items():
-            if name == "self" or name in context or name not in hints:
+            if name == "self" or name in context or name not in types:
                 continue
             values = (
                 value
@@ -107,7 +140,7 @@ class BaseHandler:
                 else {name: value}
             )
             for key, item in values.items():
-                problem = None if key in any_value else mismatch(item, hints[name])
+                problem = None if key in any_value else mismatch(item, types[name])
                 if problem:
                     raise InvalidInput(f"kwargs.{key}{problem[0]}", problem[1])
 
@@ -117,79 +150,3 @@ def _context_arguments(execute: Any) -> tuple[str, ...]:
     """Cached: runs ask on every run, and ``inspect.signature`` is slow."""
     parameters = inspect.signature(execute).parameters
     return tuple(name for name in CONTEXT_ARGUMENTS if name in parameters)
-
-
-def _hints(function: Any) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(function, include_extras=True)
-    except Exception as exc:  # a plugin's annotation that does not resolve: check no types
-        log.warning(
-            "type hints of %s cannot be read (%s); kwargs are not type-checked", function, exc
-        )
-        return {}
-
-
-def mismatch(value: Any, hint: Any) -> tuple[str, str] | None:
-    """Where and how a JSON value fails a type hint (``("[2].name", "…")``), or None.
-
-    pydantic checks it in strict JSON mode: ``Literal``, ``Enum`` values, ``TypedDict``,
-    ``Annotated`` and unions all work, and nothing is coerced (``"1"`` is not an ``int``).
-    """
-    if hint is Any:
-        return None
-    adapter = _adapter(hint)
-    if adapter is None:
-        return (
-            None
-            if not isinstance(hint, type) or isinstance(value, hint)
-            else ("", f"expected {hint.__name__}")
-        )
-    from pydantic import ValidationError  # imported once a job is validated, not to run one
-
-    try:
-        adapter.validate_json(json.dumps(value), strict=True)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
-        )
-        return where, f"{first['msg']} (got {json.dumps(first.get('input'))[:80]})"
-    except (TypeError, ValueError) as error:  # not JSON at all
-        return "", f"not a JSON value: {error}"
-    return None
-
-
-def fits(value: Any, hint: Any) -> bool:
-    return mismatch(value, hint) is None
-
-
-def _adapter(hint: Any) -> TypeAdapter[Any] | None:
-    """A validator for ``hint``; None for a type pydantic cannot describe (any class)."""
-    try:
-        return _cached_adapter(hint)
-    except TypeError:  # an unhashable hint (Annotated with a dict, say): build it each time
-        return _build_adapter(hint)
-
-
-@functools.lru_cache(maxsize=1024)
-def _cached_adapter(hint: Any) -> TypeAdapter[Any] | None:
-    return _build_adapter(hint)
-
-
-def _build_adapter(hint: Any) -> TypeAdapter[Any] | None:
-    from pydantic import TypeAdapter
-    from pydantic.errors import PydanticUserError
-
-    try:
-        return TypeAdapter(_portable(hint))
-    except (PydanticUserError, NameError, TypeError):
-        return None
-
-
-def _portable(hint: Any) -> Any:
-    """``typing.TypedDict`` as ``typing_extensions.TypedDict``: pydantic needs the latter
-    before Python 3.12."""
-    if typing.is_typeddict(hint) and type(hint).__module__ == "typing":
-        fields = typing.get_type_hints(hint, include_extras=True)
-        return typing_extensions.TypedDict(hint.__name__, fields, total=hint.__total__)  # type: ignore[operator]
-    return hint

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from f8a_jobs import filters
-from f8a_jobs.errors import InvalidInput
-from f8a_jobs.flows import outbox
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.flow import Flow
 from f8a_jobs.handlers.base import BaseHandler
 
 
@@ -27,12 +27,12 @@ class FlowScheduling(BaseHandler):
 
     def flows(
         self, flow_name: str, flow_arguments: list[dict[str, Any]], **options: Any
-    ) -> Iterator[outbox.Flow]:
+    ) -> Iterator[Flow]:
         for index, argument_set in enumerate(flow_arguments):
             # job_id joins the extra keys, so each matching row is copied once, not twice
             with_job = {**argument_set, "job_id": self.job_id}
             for arguments in filters.expand(with_job, f"kwargs.flow_arguments[{index}]"):
-                yield outbox.Flow(flow_name, arguments, **options)
+                yield Flow(flow_name, arguments, **options)
 
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:

@@ -8,11 +8,11 @@ import importlib
 import inspect
 from importlib.metadata import entry_points
 
-from f8a_jobs.errors import InvalidHandler, UnknownHandler
+from f8a_jobs.core.errors import InvalidHandler, UnknownHandler
+from f8a_jobs.core.settings import get_settings
 from f8a_jobs.handlers.base import BaseHandler
 from f8a_jobs.handlers.flow_scheduling import FlowScheduling, SelectiveFlowScheduling
 from f8a_jobs.handlers.noop import Noop
-from f8a_jobs.settings import get_settings
 
 ENTRY_POINT_GROUP = "f8a_jobs.handlers"
 BUILT_INS: tuple[type[BaseHandler], ...] = (FlowScheduling, SelectiveFlowScheduling, Noop)

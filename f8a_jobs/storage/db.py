@@ -1,6 +1,6 @@
 """SQLAlchemy engines, one pool per purpose, so no part can starve another of connections.
 
-Per process (PostgreSQL; see the README's "Connections"):
+Per process (PostgreSQL; see docs/operations.md, "Connections"):
 - ``api``: the API's requests, ``F8A_JOBS_API_POOL_SIZE`` (+ as many again in bursts);
 - ``filter``: ``$filter`` queries streaming rows, ``F8A_JOBS_EXECUTOR_THREADS`` + 4;
 - the leader's term engine (``build_engine(url, pool_size=…)``): one connection per executor
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from f8a_jobs.settings import get_settings
+from f8a_jobs.core.settings import get_settings
 
 TERM_CONNECTIONS = 6  # firing, claiming + heartbeats, recording, relaying, housekeeping, spare
 

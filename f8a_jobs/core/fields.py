@@ -1,0 +1,90 @@
+"""Field parsers shared by every definition a user writes: durations, counts, factors and
+queue names. Each error names the field and the value."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pytimeparse import parse as parse_timespan
+
+from f8a_jobs.core.errors import InvalidInput
+
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+CENTURY = 100 * 365 * 86400
+
+
+def parse_duration(value: Any, field: str) -> int:
+    """ "1 week", "5:00:00", "90 seconds" or a number of seconds -> whole seconds (> 0)."""
+    if isinstance(value, bool):
+        seconds = None
+    elif isinstance(value, int | float):
+        seconds = value
+    elif isinstance(value, str):
+        seconds = parse_timespan(value.strip())
+        if seconds is None and value.strip().isdigit():
+            seconds = int(value.strip())
+    else:
+        seconds = None
+    if seconds is None:
+        raise InvalidInput(
+            field,
+            f"cannot read {value!r} as a duration such as '1 week', '5:00:00' or '90 seconds'",
+        )
+    if seconds < 1 or seconds > CENTURY:
+        raise InvalidInput(field, f"{value!r} must be between 1 second and 100 years")
+    return int(seconds)
+
+
+def parse_seconds(value: Any, path: str, zero: bool = False) -> float:
+    """A duration ("30 seconds", "0.5", 1.5) in seconds, fractions allowed."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        parsed = parse_timespan(text)
+        seconds = float(parsed) if parsed is not None else _float(text)
+    if seconds is None or seconds < 0 or (seconds == 0 and not zero) or seconds > 3.2e9:
+        raise InvalidInput(
+            path, f"cannot read {value!r} as a duration such as '30 seconds', '0.5' or '1:00:00'"
+        )
+    return seconds
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def seconds_or(value: Any, path: str, default: float | None, zero: bool = False) -> Any:
+    return default if value in (None, "") else parse_seconds(value, path, zero)
+
+
+def whole_number(value: Any, path: str, default: int, limit: int = 100_000) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise InvalidInput(path, f"{value!r} must be a whole number from 1 to {limit}")
+    return value
+
+
+def backoff_factor(value: Any, path: str) -> float:
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 100:
+        raise InvalidInput(path, f"{value!r} must be a factor from 1 to 100")
+    return float(value)
+
+
+def queue_name(value: Any, path: str) -> str | None:
+    """A broker queue's name (remote execution), or None for the default queue."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
+        raise InvalidInput(
+            path, f"{value!r}: a queue name is 1 to 200 letters, digits and '_', '-', '.', ':'"
+        )
+    return value

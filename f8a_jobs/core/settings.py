@@ -1,0 +1,191 @@
+"""Every knob of the service, read once from ``F8A_JOBS_*`` environment variables.
+
+A malformed value stops the service with the variable's name and the values it accepts; a
+boolean is never read as false just because it is not a known word for true.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from f8a_jobs.core.errors import ConfigurationError
+
+N = TypeVar("N", int, float)
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # f8a_jobs/
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ROLES = ("all", "api", "scheduler")
+
+
+def bundled_path(name: str) -> Path:
+    """A file shipped with the service: inside the wheel, or at the top of a checkout."""
+    inside = PACKAGE_DIR / name
+    return inside if inside.exists() else PACKAGE_DIR.parent / name
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///f8a_jobs.db"
+    filter_database_url: str | None = None
+    filter_tables: tuple[str, ...] | None = None
+    default_jobs_dir: Path = bundled_path("default_jobs")
+    host: str = "127.0.0.1"
+    port: int = 34000
+    workers: int = 0  # 0: one on SQLite (wake-ups stay in-process), two on PostgreSQL
+    role: str = "all"
+    paused: bool = False
+    filter_timeout: float = 30.0
+    broker_url: str | None = None
+    broker_queue: str = "celery"
+    handler_modules: tuple[str, ...] = ()
+    api_tokens: tuple[str, ...] = ()
+    allow_anonymous: bool = False
+    executor_threads: int = 20
+    api_pool_size: int = 10
+    misfire_grace_time: int = 3600
+    leader_poll_interval: float = 2.0
+    run_lease: float = 20.0
+    shutdown_timeout: float = 25.0
+    result_max_bytes: int = 65536
+    run_retention_days: float = 30.0
+    run_keep_last: int = 100
+    max_concurrent: int = 15  # a workflow's tasks running at once, unless the job says
+    workflow_max_tasks: int = 10_000  # tasks of a workflow after jobs inside it are inlined
+    for_each_max_parts: int = 100_000
+    backfill_max_runs: int = 10_000
+    log_level: str = "INFO"
+    log_format: str = "text"  # or json: one object a line
+    metrics_token: str | None = None  # a bearer token GET /metrics asks for, if set
+    executor: str = "threads"  # or celery: handlers run on `f8a-jobs worker` processes
+    task_queue: str = "f8a-jobs"  # the broker queue of remote runs and tries, unless they say
+    remote_in_flight: int = 1000  # remote runs and tries sent and not ended, at most
+    remote_resend_after: float = 60.0  # a message no worker took by then is sent again
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment; a malformed value names its variable."""
+        source: Mapping[str, str] = os.environ if env is None else env
+        env = source
+        get = source.get
+
+        def number(name: str, default: N, kind: Callable[[str], N]) -> N:
+            return _number(source, f"F8A_JOBS_{name}", default, kind)
+
+        paused_name = "F8A_JOBS_PAUSED" if "F8A_JOBS_PAUSED" in env else "JOB_SERVICE_PAUSED"
+        return cls(
+            database_url=get("F8A_JOBS_DATABASE_URL", cls.database_url),
+            filter_database_url=get("F8A_JOBS_FILTER_DATABASE_URL") or None,
+            filter_tables=_csv(get("F8A_JOBS_FILTER_TABLES")) or None,
+            default_jobs_dir=Path(get("F8A_JOBS_DEFAULT_JOBS_DIR") or cls.default_jobs_dir),
+            host=get("F8A_JOBS_HOST", cls.host),
+            port=number("PORT", cls.port, int),
+            workers=number("WORKERS", cls.workers, int),
+            role=_choice(env, "F8A_JOBS_ROLE", cls.role, ROLES),
+            paused=_boolean(env, paused_name, False),
+            filter_timeout=number("FILTER_TIMEOUT", cls.filter_timeout, float),
+            broker_url=get("F8A_JOBS_BROKER_URL") or None,
+            broker_queue=get("F8A_JOBS_BROKER_QUEUE") or cls.broker_queue,
+            handler_modules=_csv(get("F8A_JOBS_HANDLER_MODULES")),
+            api_tokens=_csv(get("F8A_JOBS_API_TOKENS")),
+            allow_anonymous=_boolean(env, "F8A_JOBS_ALLOW_ANONYMOUS", False),
+            executor_threads=number("EXECUTOR_THREADS", cls.executor_threads, int),
+            api_pool_size=number("API_POOL_SIZE", cls.api_pool_size, int),
+            misfire_grace_time=number("MISFIRE_GRACE_TIME", cls.misfire_grace_time, int),
+            leader_poll_interval=number("LEADER_POLL_INTERVAL", cls.leader_poll_interval, float),
+            run_lease=number("RUN_LEASE", cls.run_lease, float),
+            shutdown_timeout=number("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, float),
+            result_max_bytes=number("RESULT_MAX_BYTES", cls.result_max_bytes, int),
+            run_retention_days=number("RUN_RETENTION", cls.run_retention_days, float),
+            run_keep_last=number("RUN_KEEP_LAST", cls.run_keep_last, int),
+            max_concurrent=number("MAX_CONCURRENT", cls.max_concurrent, int),
+            workflow_max_tasks=number("WORKFLOW_MAX_TASKS", cls.workflow_max_tasks, int),
+            for_each_max_parts=number("FOR_EACH_MAX_PARTS", cls.for_each_max_parts, int),
+            backfill_max_runs=number("BACKFILL_MAX_RUNS", cls.backfill_max_runs, int),
+            log_level=_choice(env, "F8A_JOBS_LOG_LEVEL", cls.log_level, LOG_LEVELS, str.upper),
+            log_format=_choice(env, "F8A_JOBS_LOG_FORMAT", cls.log_format, ("text", "json")),
+            metrics_token=get("F8A_JOBS_METRICS_TOKEN") or None,
+            executor=_choice(env, "F8A_JOBS_EXECUTOR", cls.executor, ("threads", "celery")),
+            task_queue=get("F8A_JOBS_TASK_QUEUE") or cls.task_queue,
+            remote_in_flight=number("REMOTE_IN_FLIGHT", cls.remote_in_flight, int),
+            remote_resend_after=number("REMOTE_RESEND_AFTER", cls.remote_resend_after, float),
+        )
+
+    def __post_init__(self) -> None:
+        if self.executor == "celery" and not self.broker_url:
+            raise ConfigurationError(
+                "F8A_JOBS_EXECUTOR=celery sends runs through a broker: set F8A_JOBS_BROKER_URL"
+            )
+
+    @property
+    def graceful_timeout(self) -> int:
+        """gunicorn's limit for a worker to stop: the hand-over's, plus time to exit."""
+        return int(self.shutdown_timeout) + 5
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _number(env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N]) -> N:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{name}={raw!r} is not a valid {getattr(kind, '__name__', kind)}"
+        ) from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    word = raw.strip().lower()
+    if word in TRUE or word in FALSE:
+        return word in TRUE
+    raise ConfigurationError(
+        f"{name}={raw!r} is not a boolean; use one of {', '.join(TRUE)} or {', '.join(FALSE)}"
+    )
+
+
+def _choice(
+    env: Mapping[str, str],
+    name: str,
+    default: str,
+    choices: tuple[str, ...],
+    normalise: Callable[[str], str] = str.lower,
+) -> str:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = normalise(raw.strip())
+    if value not in choices:
+        raise ConfigurationError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return value
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The settings of this process, read from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current
+
+
+def use_settings(settings: Settings) -> None:
+    """Make ``settings`` this process's settings (the CLI and tests call it once at start)."""
+    global _current
+    _current = settings

@@ -1,0 +1,97 @@
+"""One try of one workflow task: DoJobber's check, execute, recheck; then what it returned.
+
+A handler that defines ``check(**kwargs)`` is idempotent: when its check passes (returns
+without raising, and not ``False``) the task is ``satisfied`` without running; otherwise it
+executes, and a failing recheck fails the try. Any executor calls ``execute_try``; where it
+runs does not change what a try is.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from f8a_jobs.core import logs
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.core.json_values import result_json
+from f8a_jobs.core.states import TaskState
+from f8a_jobs.execution.context import TaskContext
+from f8a_jobs.handlers.base import BaseHandler
+from f8a_jobs.handlers.registry import get_handler
+from f8a_jobs.services.workflows.tries import Start, TryOutcome
+
+log = logging.getLogger(__name__)
+
+
+class CheckFailed(Exception):
+    """The handler's check returned False."""
+
+
+def execute_try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
+    """One try of a task: check, execute, recheck. Its log lines name the run and the task."""
+    with logs.about(job_id=start.job_id, run_id=start.run_id, task=start.task):
+        return _try(start, engine, max_result_bytes)
+
+
+def _try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
+    started = utcnow()
+    context = TaskContext(start, engine)
+    executed = False
+    try:
+        handler_class = get_handler(start.handler)
+        handler = handler_class(start.job_id, engine=engine, run=context)
+        extra = {name: getattr(context, name) for name in handler_class.context_arguments()}
+        checks = handler_class.checks()
+        if checks and _passes(handler, start.kwargs):
+            return _outcome(start, TaskState.SATISFIED, started)
+        executed = True
+        result = result_json(handler.execute(**start.kwargs, **extra), max_result_bytes)
+        if checks:
+            _recheck(handler, start.kwargs)
+    except Exception as error:
+        log.info("task %r of run %s failed: %s", start.task, start.run_id, error)
+        outcome = _outcome(start, TaskState.FAILED, started, executed)
+        outcome.error = f"{type(error).__name__}: {error}"
+        outcome.traceback = "".join(traceback.format_exception(error))
+        return outcome
+    outcome = _outcome(start, TaskState.SUCCEEDED, started, executed)
+    outcome.result = result
+    outcome.flows = context.flows
+    return outcome
+
+
+def _passes(handler: BaseHandler, kwargs: dict[str, Any]) -> bool:
+    """The check passes unless it raises or returns ``False``; a recheck's exception is the
+    try's error."""
+    try:
+        return handler.check(**kwargs) is not False
+    except Exception:
+        return False
+
+
+def _recheck(handler: BaseHandler, kwargs: dict[str, Any]) -> None:
+    try:
+        passed = handler.check(**kwargs) is not False
+    except Exception as error:
+        raise CheckFailed(
+            f"the recheck after execute failed: {type(error).__name__}: {error}"
+        ) from error
+    if not passed:
+        raise CheckFailed("the recheck after execute failed: check returned False")
+
+
+def _outcome(start: Start, state: str, started: datetime, executed: bool = False) -> TryOutcome:
+    return TryOutcome(
+        run_id=start.run_id,
+        task=start.task,
+        part=start.part,
+        try_number=start.try_number,
+        state=state,
+        started_at=started,
+        finished_at=utcnow(),
+        executed=executed,
+    )

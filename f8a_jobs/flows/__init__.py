@@ -1,1 +1,0 @@
-"""Flows: the outbox handlers write to, and the dispatchers that deliver it to workers."""

@@ -1,0 +1,74 @@
+"""What the API asks of a run: cancel it, or queue a finished workflow run again (a retry).
+
+A queued run (or a remote one no worker took yet) is cancelled at once; a running workflow is
+asked to stop through a flag its runner reads (``cancel_requested``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select, update
+
+from f8a_jobs.core.states import RunStatus
+from f8a_jobs.services.runs.model import IN_BROKER
+from f8a_jobs.storage.bulk import among
+from f8a_jobs.storage.tables import job_runs
+
+
+def request_cancel(connection: Connection, run_id: str, now: datetime) -> str | None:
+    """Cancel a run: a queued one at once, and a remote one no worker took yet (its message
+    is revoked); a running workflow by asking its runner. Returns the run's status before, or
+    None when there is no such run."""
+    row = connection.execute(
+        select(
+            job_runs.c.status, job_runs.c.worker, job_runs.c.graph.is_not(None).label("workflow")
+        )
+        .where(job_runs.c.run_id == run_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        return None
+    waiting = row.status == RunStatus.RUNNING and row.worker == IN_BROKER
+    if row.status == RunStatus.QUEUED or waiting:
+        connection.execute(
+            update(job_runs)
+            .where(job_runs.c.run_id == run_id)
+            .values(status=RunStatus.CANCELLED, finished_at=now, error="the run was cancelled")
+        )
+    elif row.status == RunStatus.RUNNING:
+        connection.execute(
+            update(job_runs).where(job_runs.c.run_id == run_id).values(cancel_requested=True)
+        )
+    return str(row.status)
+
+
+def cancel_requested(connection: Connection, run_ids: list[str]) -> list[str]:
+    """Of these workflow runs, those the API asked to cancel."""
+    if not run_ids:
+        return []
+    query = select(job_runs.c.run_id).where(
+        among(connection, job_runs.c.run_id, run_ids), job_runs.c.cancel_requested.is_(True)
+    )
+    return list(connection.execute(query).scalars())
+
+
+def requeue(connection: Connection, run_id: str) -> bool:
+    """Queue a finished workflow run again (a retry): its stored graph and results stay."""
+    return bool(
+        connection.execute(
+            update(job_runs)
+            .where(
+                job_runs.c.run_id == run_id,
+                job_runs.c.status.in_((RunStatus.FAILED, RunStatus.CANCELLED)),
+                job_runs.c.graph.is_not(None),
+            )
+            .values(
+                status=RunStatus.QUEUED,
+                finished_at=None,
+                error=None,
+                cancel_requested=None,
+                owner=None,
+            )
+        ).rowcount
+    )

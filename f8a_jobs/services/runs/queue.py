@@ -1,0 +1,167 @@
+"""Runs become ``queued``: the due runs of a firing pass, run-now, backfills, and the runs of
+jobs that follow (``after``) another job's ended runs.
+
+A firing pass's runs are inserted in the transaction that advances their jobs' next run times
+(the caller's), so a crash can neither lose a due run nor fire the same slot twice; runs an
+executor has room for are inserted already claimed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from f8a_jobs.core.states import JobState, RunStatus, Trigger
+from f8a_jobs.services.runs.fire_rules import fire_rows, overlap_of
+from f8a_jobs.services.runs.model import Claimant, ClaimedRun, Ended, Fire, run_row
+from f8a_jobs.storage import wakeups
+from f8a_jobs.storage.bulk import among, insert_rows
+from f8a_jobs.storage.tables import job_runs, jobs
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+FOLLOWED_ON = {
+    "success": (RunStatus.SUCCEEDED,),
+    "failure": (RunStatus.FAILED,),
+    "always": (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED),
+}
+
+
+def queue_fires(
+    connection: Connection,
+    epoch: int,
+    due: list[Fire],
+    now: datetime,
+    tolerant: bool = False,
+    claimant: Claimant | None = None,
+) -> tuple[int, list[ClaimedRun]]:
+    """Insert the runs of ``due`` fires (their jobs just advanced, under ``epoch``'s fence).
+    ``tolerant``: skip a run whose slot exists already (the unique key is a safety net; the
+    fast path does not expect it). Returns how many runs were queued, and those the
+    ``claimant`` took at once (its to start once the transaction commits)."""
+    if not due:
+        return 0, []
+    busy = active_jobs(connection, [item.job_id for item in due])
+    counts = _run_counts(connection, [i.job_id for i in due if i.job_id in busy and i.policy])
+    rows = [
+        row
+        for item in due
+        for row in fire_rows(item, overlap_of(item, item.job_id in busy, counts), now)
+    ]
+    queued = sum(row["status"] == RunStatus.QUEUED for row in rows)
+    due_by_job = {item.job_id: item for item in due}
+    claimed = _claim_at_once(rows, due_by_job, epoch, claimant, now, busy)
+    insert_rows(connection, job_runs, rows, skip_conflicts=tolerant)
+    return queued, claimed
+
+
+def active_jobs(connection: Connection, job_ids: list[str]) -> set[str]:
+    """The jobs among ``job_ids`` with a run queued or running."""
+    query = select(job_runs.c.job_id).where(
+        among(connection, job_runs.c.job_id, job_ids), job_runs.c.status.in_(ACTIVE)
+    )
+    return set(connection.execute(query).scalars())
+
+
+def _run_counts(connection: Connection, job_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Queued and running runs of each job (for jobs whose policy may let runs overlap)."""
+    if not job_ids:
+        return {}
+    query = (
+        select(job_runs.c.job_id, job_runs.c.status, func.count())
+        .where(among(connection, job_runs.c.job_id, job_ids))
+        .where(job_runs.c.status.in_(ACTIVE))
+        .group_by(job_runs.c.job_id, job_runs.c.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for job_id, status, count in connection.execute(query):
+        counts.setdefault(job_id, {})[status] = count
+    queued, running = RunStatus.QUEUED, RunStatus.RUNNING
+    return {job: (by.get(queued, 0), by.get(running, 0)) for job, by in counts.items()}
+
+
+def _claim_at_once(
+    rows: list[dict[str, Any]],
+    fires: dict[str, Fire],
+    epoch: int,
+    claimant: Claimant | None,
+    now: datetime,
+    busy: set[str],
+) -> list[ClaimedRun]:
+    """Turn up to ``claimant.room`` queued rows into claimed ones (the job's revision was just
+    checked, so its state is as the scheduler read it: the claim's checks hold)."""
+    claimed: list[ClaimedRun] = []
+    if claimant is None:
+        return claimed
+    for row in rows:
+        if len(claimed) >= claimant.room:
+            break
+        item = fires[row["job_id"]]
+        if row["status"] != RunStatus.QUEUED or not item.handler or row["job_id"] in busy:
+            continue
+        row.update(status=RunStatus.RUNNING, epoch=epoch, owner=claimant.owner, started_at=now)
+        row.update(heartbeat_at=now, tries=1, worker=claimant.worker)
+        claimed.append(
+            ClaimedRun(
+                row["run_id"],
+                item.job_id,
+                row["scheduled_for"],
+                item.handler,
+                item.kwargs,
+                epoch,
+                claimant.owner,
+                policy=item.policy,
+            )
+        )
+    return claimed
+
+
+def queue_manual(connection: Connection, job_id: str, now: datetime) -> dict[str, Any]:
+    """Run-now: a queued run that runs even while another run of the job goes on."""
+    row = run_row(job_id, now, RunStatus.QUEUED, trigger=Trigger.MANUAL)
+    connection.execute(insert(job_runs), row)
+    return row
+
+
+def queue_backfill(connection: Connection, job_id: str, slots: list[datetime]) -> list[datetime]:
+    """A backfill run for each of ``slots`` (oldest first) not backfilled yet; those queued."""
+    if not slots:
+        return []
+    existing = set(
+        connection.execute(
+            select(job_runs.c.scheduled_for).where(
+                job_runs.c.job_id == job_id,
+                job_runs.c.trigger == Trigger.BACKFILL,
+                job_runs.c.scheduled_for.between(slots[0], slots[-1]),
+            )
+        ).scalars()
+    )
+    fresh = [slot for slot in slots if slot not in existing]
+    rows = [run_row(job_id, slot, RunStatus.QUEUED, trigger=Trigger.BACKFILL) for slot in fresh]
+    insert_rows(connection, job_runs, rows, skip_conflicts=True)
+    return fresh
+
+
+def queue_followers(connection: Connection, ended: list[Ended]) -> int:
+    """Queue a run of each running job that follows (``after``) a job whose run just ended as
+    it asks: one per run that ended so, due when it ended. Returns how many were queued."""
+    if not ended:
+        return 0
+    query = select(jobs.c.job_id, jobs.c.schedule).where(
+        among(connection, jobs.c.after_job, sorted({job_id for job_id, _, _ in ended})),
+        jobs.c.state == JobState.RUNNING,
+    )
+    followers = connection.execute(query).all()
+    rows = [
+        run_row(
+            row.job_id, moment + timedelta(microseconds=n), RunStatus.QUEUED, trigger=Trigger.AFTER
+        )
+        for row in followers
+        for n, (job_id, status, moment) in enumerate(ended)
+        if job_id == row.schedule["job_id"] and status in FOLLOWED_ON[row.schedule["on"]]
+    ]
+    insert_rows(connection, job_runs, rows, skip_conflicts=True)
+    if rows:
+        wakeups.request(connection, wakeups.RUNS)
+    return len(rows)
