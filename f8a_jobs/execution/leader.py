@@ -179,6 +179,7 @@ class Leadership(Loop):
     def _tick(self, scheduler: FiringScheduler, term: Housekeeping, topics: frozenset[str]) -> None:
         """Wake only the parts a change concerns (a burst of new jobs must not cost a claim
         and a relay transaction each); a quiet poll interval wakes them all."""
+        self.server.leading(os.getpid())
         try:
             if wakeups.STATE in topics:
                 scheduler.set_paused(service_state.get_state(self.engine) == JobState.PAUSED)

@@ -28,6 +28,7 @@ class Loop:
     """A daemon thread that takes a ``step`` whenever it is woken or ``wait_time`` runs out."""
 
     what = "work"  # in log lines: "<what> failed (…); retrying"
+    on_lost_log = "stopping"  # in the log line of a lost term: "<why it ended>: <this>"
     retry_after = 1.0
 
     def __init__(self, name: str, on_lost: Callable[[], None] = _nothing) -> None:
@@ -71,7 +72,7 @@ class Loop:
 
     def lost(self, error: LostLeadership) -> None:
         """The term ended: stop, and tell the term."""
-        log.warning("%s: stopping %s", error, self.what)
+        log.warning("%s: %s", error, self.on_lost_log)
         self._stopped.set()
         self.on_lost()
 

@@ -27,6 +27,7 @@ FIRST_BACKOFF = 0.5
 
 class Relay(Loop):
     what = "flow delivery"
+    on_lost_log = "delivering no more flows"
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -55,6 +55,9 @@ class BaseHandler:
     """
 
     name: ClassVar[str | None] = None  # the name jobs use; defaults to the class name
+    # Optional, and declared only: a subclass (or a mixin after this class) defines them.
+    check: Callable[..., Any]  # ``check(**kwargs)``: not False, and no exception: done already
+    cleanup: Callable[..., Any]  # ``cleanup(**kwargs)``: after a workflow run
 
     def __init__(
         self, job_id: str, engine: Engine | None = None, run: Context | None = None
@@ -73,23 +76,15 @@ class BaseHandler:
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.execute")
 
-    def check(self, *args: Any, **kwargs: Any) -> Any:
-        """Whether the work is done already (not ``False``, and no exception: it is)."""
-        raise NotImplementedError(f"{type(self).__name__}.check")
-
-    def cleanup(self, *args: Any, **kwargs: Any) -> None:
-        """Undo or tidy up after ``execute``, once the workflow run is over."""
-        raise NotImplementedError(f"{type(self).__name__}.cleanup")
-
     @classmethod
     def checks(cls) -> bool:
         """Whether this handler defines ``check``."""
-        return cls.check is not BaseHandler.check
+        return callable(getattr(cls, "check", None))
 
     @classmethod
     def cleans_up(cls) -> bool:
         """Whether this handler defines ``cleanup``."""
-        return cls.cleanup is not BaseHandler.cleanup
+        return callable(getattr(cls, "cleanup", None))
 
     def emit_flows(self, flows: Iterable[Flow]) -> int:
         """Dispatch ``flows``: they reach the outbox when the run is recorded, with it."""

@@ -120,6 +120,10 @@ class Heartbeats(Loop):
     def wait_time(self) -> float:
         return self.here.settings.run_lease / 4
 
+    def failed(self, error: Exception) -> float:
+        log.warning("heartbeat failed (%s); trying again", error)
+        return 0.0  # the next beat comes a lease/4 later, as ever
+
     def step(self) -> None:
         run_ids, tries = self.here.in_hand()
         if run_ids or tries:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from f8a_jobs.execution import metrics
+from f8a_jobs.execution.runner.cleanup import Cleanup
 from f8a_jobs.services import runs
 from f8a_jobs.services.flows import outbox
 from f8a_jobs.services.jobs import store as job_store
@@ -34,7 +35,7 @@ class Batch:
     flows: list[dict[str, Any]] = field(default_factory=list)
     ended: list[dict[str, Any]] = field(default_factory=list)
     starts: list[Start] = field(default_factory=list)
-    cleanups: list[WorkflowRun] = field(default_factory=list)
+    cleanups: list[tuple[str, list[Cleanup]]] = field(default_factory=list)  # by run
 
     def collect(self, run: WorkflowRun) -> None:
         inserted, updated = run.take_dirty()

@@ -40,12 +40,10 @@ def orphaned_tries(
     if not suspects:
         return []
     stale_before = now - timedelta(seconds=lease)
-    states = tasks.try_states(connection, {run.run_id for run, _ in suspects})
+    running = tasks.try_states(connection, {run.run_id for run, _ in suspects}, TaskState.RUNNING)
     orphans = []
     for run, unit in suspects:
-        row = states.get((run.run_id, unit.task, unit.part))
-        if row is not None and row.state != TaskState.RUNNING:
-            row = None
+        row = running.get((run.run_id, unit.task, unit.part))
         ours = unit.owner == claim.owner and unit.epoch == claim.epoch
         if row is not None and (row.reported or (ours and not row.worker)):
             continue  # its outcome waits to be applied; or it is ours, here or in the broker

@@ -56,6 +56,7 @@ class TaskExecutor(Protocol):
 
 class WorkflowRunner(Loop):
     what = "advancing workflows"
+    on_lost_log = "running no more workflow tasks"
 
     def __init__(
         self,
@@ -211,11 +212,24 @@ class WorkflowRunner(Loop):
                 self._cleaning.discard(run_id)
                 batch.ended.append(self._ended(run, now, errors_of[run_id]))
             elif run_id not in self._cleaning:
-                if cleanup.plan(run):
+                cleanups, problem = self._plan(run)
+                if problem:
+                    batch.ended.append(self._ended(run, now, [problem]))
+                elif cleanups:
                     self._cleaning.add(run_id)
-                    batch.cleanups.append(run)
+                    batch.cleanups.append((run_id, cleanups))
                 else:
                     batch.ended.append(self._ended(run, now, []))
+
+    @staticmethod
+    def _plan(run: WorkflowRun) -> tuple[list[cleanup.Cleanup], str | None]:
+        """A run's cleanups; a run whose cleanups cannot be planned ends saying why (it
+        must not stop the step, which every other run waits for)."""
+        try:
+            return cleanup.plan(run), None
+        except Exception as error:
+            log.exception("the cleanups of run %s cannot be planned", run.run_id)
+            return [], f"its cleanups could not be planned: {type(error).__name__}: {error}"
 
     @staticmethod
     def _ended(run: WorkflowRun, now: datetime, cleanup_errors: list[str]) -> dict[str, Any]:
@@ -254,8 +268,8 @@ class WorkflowRunner(Loop):
             with self._lock:
                 self._handed += len(batch.starts)
             self.executor.run_tasks(batch.starts, self.add)
-        for run in batch.cleanups:
-            self.executor.call(f"cleanup:{run.run_id}", self._cleanup_work(run))
+        for run_id, cleanups in batch.cleanups:
+            self.executor.call(f"cleanup:{run_id}", self._cleanup_work(run_id, cleanups))
 
     # --- opening runs -------------------------------------------------------------------------
 
@@ -299,14 +313,13 @@ class WorkflowRunner(Loop):
 
     # --- cleanup ------------------------------------------------------------------------------
 
-    def _cleanup_work(self, run: WorkflowRun) -> Callable[[], None]:
+    def _cleanup_work(self, run_id: str, cleanups: list[cleanup.Cleanup]) -> Callable[[], None]:
         """Cleanups of the tasks whose ``execute`` ran, last completed first (DoJobber)."""
-        cleanups = cleanup.plan(run)
 
         def work() -> None:
             errors = cleanup.call(cleanups, self.engine)
             with self._lock:
-                self._cleaned.append((run.run_id, errors))
+                self._cleaned.append((run_id, errors))
             self.wakeup()
 
         return work

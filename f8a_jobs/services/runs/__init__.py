@@ -19,7 +19,6 @@ from f8a_jobs.services.runs.model import (
     Fire,
     Outcome,
     Unit,
-    missed_row,
     run_row,
 )
 from f8a_jobs.services.runs.queries import (
@@ -29,7 +28,7 @@ from f8a_jobs.services.runs.queries import (
     request_run,
     run_json,
 )
-from f8a_jobs.services.runs.queue import queue_fires, queue_followers, queue_manual
+from f8a_jobs.services.runs.queue import queue_fires, queue_manual
 from f8a_jobs.services.runs.recover import (
     adopt_workflows,
     beat_remote,
@@ -37,7 +36,7 @@ from f8a_jobs.services.runs.recover import (
     heartbeat,
     workflow_rows,
 )
-from f8a_jobs.services.runs.remove import delete_failed, delete_old_runs, delete_runs
+from f8a_jobs.services.runs.remove import delete_old_runs, delete_runs
 
 __all__ = [
     "IN_BROKER",
@@ -51,7 +50,6 @@ __all__ = [
     "cancel_requested",
     "claim",
     "clean_failed",
-    "delete_failed",
     "delete_old_runs",
     "delete_runs",
     "fail_orphans",
@@ -60,10 +58,8 @@ __all__ = [
     "heartbeat",
     "list_failed",
     "list_runs",
-    "missed_row",
     "pausing",
     "queue_fires",
-    "queue_followers",
     "queue_manual",
     "record_graph",
     "request_cancel",

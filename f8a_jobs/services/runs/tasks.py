@@ -126,17 +126,22 @@ def reports(connection: Connection) -> Sequence[Any]:
     ).all()
 
 
-def try_states(connection: Connection, run_ids: Iterable[str]) -> dict[TaskKey, Any]:
-    """The state, tries and worker of every unit of ``run_ids``."""
+def try_states(
+    connection: Connection, run_ids: Iterable[str], state: str | None = None
+) -> dict[TaskKey, Any]:
+    """The state, tries, worker and heartbeat of every unit of ``run_ids`` (in ``state``)."""
     ids = sorted(set(run_ids))
     if not ids:
         return {}
-    rows = connection.execute(
+    query = (
         select(run_tasks.c.run_id, run_tasks.c.task, run_tasks.c.part, run_tasks.c.state)
         .add_columns(run_tasks.c.tries, run_tasks.c.worker, run_tasks.c.heartbeat_at)
         .add_columns(run_tasks.c.reported.is_not(None).label("reported"))
         .where(among(connection, run_tasks.c.run_id, ids))
     )
+    if state is not None:
+        query = query.where(run_tasks.c.state == state)
+    rows = connection.execute(query)
     return {(row.run_id, row.task, row.part): row for row in rows}
 
 
