@@ -58,7 +58,8 @@ class BatchWriter(Loop, Generic[T]):
     def add(self, record: T) -> None:
         with self._lock:
             self._pending.append(record)
-        self.wakeup()
+        if not self._wake.is_set():  # inline: a record is added for every run
+            self._wake.set()
 
     def step(self) -> None:
         self.pause(self.interval)  # let a burst of records gather into one batch

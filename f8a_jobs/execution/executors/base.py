@@ -27,6 +27,7 @@ from f8a_jobs.services.runs import ClaimedRun, Outcome
 from f8a_jobs.services.workflows.tries import TryOutcome
 
 log = logging.getLogger(__name__)
+SUCCEEDED = RunStatus.SUCCEEDED  # per run: read once (an enum member is a lookup per use)
 
 
 class Workflows(Protocol):
@@ -71,9 +72,7 @@ def _execute(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outcome 
         log.exception("job %s run %s failed", run.job_id, run.run_id)
         context.discard()
         return failed(run, error, started)
-    outcome = Outcome(
-        run, RunStatus.SUCCEEDED, utcnow(), started, result=result, flows=context.flows
-    )
+    outcome = Outcome(run, SUCCEEDED, utcnow(), started, result=result, flows=context.flows)
     if not context.spilled:
         return outcome
     try:

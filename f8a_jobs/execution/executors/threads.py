@@ -46,6 +46,7 @@ from f8a_jobs.storage.fencing import LostLeadership
 
 log = logging.getLogger(__name__)
 HORIZON = 0.05  # seconds of work to claim ahead
+SCHEDULE = Trigger.SCHEDULE  # per run: read once (an enum member is a lookup per use)
 MAX_CLAIM = 2000
 
 
@@ -190,14 +191,24 @@ class ThreadExecutor(Loop):
         self._pool.submit(logged(name, work))
 
     def _run(self, run: ClaimedRun) -> None:
+        """One run on a pool thread (one function: it runs for every run, thousands a second)."""
         started = time.perf_counter()
-        self._watch_timeout(run)
+        mark = (run.run_id, run.tries)
+        timeout = RunPolicy.of(run.policy).timeout
+        if timeout:
+            with self._changed:
+                self._deadlines[mark] = (time.monotonic() + timeout, run, utcnow())
+            self.wakeup()
         try:
-            if run.trigger == Trigger.SCHEDULE and run.tries == 1:
+            if run.trigger == SCHEDULE and run.tries == 1:
                 metrics.run_started(run.scheduled_for, utcnow())
             outcome = execute_run(run, self.engine, self.max_result_bytes)
             self._mean_duration += 0.2 * (time.perf_counter() - started - self._mean_duration)
-            if self._late(run):
+            with self._changed:
+                self._deadlines.pop(mark, None)
+                late = mark in self._timed_out
+                self._timed_out.discard(mark)
+            if late:  # it was recorded failed when its time ran out
                 log.warning(
                     "run %s of job %s ended after its timeout: ignored", run.run_id, run.job_id
                 )
@@ -206,33 +217,14 @@ class ThreadExecutor(Loop):
         except Exception:  # execute_run handles the handler's errors; this is ours
             log.exception("run %s of job %s could not be completed", run.run_id, run.job_id)
         finally:
-            self._ended(run)
-
-    def _watch_timeout(self, run: ClaimedRun) -> None:
-        timeout = RunPolicy.of(run.policy).timeout
-        if timeout:
             with self._changed:
-                due = time.monotonic() + timeout
-                self._deadlines[run.run_id, run.tries] = (due, run, utcnow())
-            self.wakeup()
-
-    def _late(self, run: ClaimedRun) -> bool:
-        """The run ended: whether it ended after its timeout (then it was recorded failed)."""
-        with self._changed:
-            self._deadlines.pop((run.run_id, run.tries), None)
-            late = (run.run_id, run.tries) in self._timed_out
-            self._timed_out.discard((run.run_id, run.tries))
-        return late
-
-    def _ended(self, run: ClaimedRun) -> None:
-        with self._changed:
-            self._in_flight.discard((run.run_id, run.tries))
-            self._changed.notify_all()
-            low = len(self._in_flight) <= self.ahead() // 2
-        if low:
-            self.wakeup()
-        if self.workflows is not None and self.workflows.waiting:
-            self.workflows.wakeup()
+                self._in_flight.discard(mark)
+                self._changed.notify_all()
+                low = len(self._in_flight) <= self.ahead() // 2
+            if low:
+                self.wakeup()
+            if self.workflows is not None and self.workflows.waiting:
+                self.workflows.wakeup()
 
     def heartbeat(self) -> None:
         with self._changed:

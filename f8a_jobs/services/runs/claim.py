@@ -20,6 +20,10 @@ from f8a_jobs.storage.bulk import among, update_rows
 from f8a_jobs.storage.fencing import fence
 from f8a_jobs.storage.tables import job_runs, jobs
 
+SCHEDULE, PAUSED = (
+    Trigger.SCHEDULE,
+    JobState.PAUSED,
+)  # per row: read once (an enum member is a lookup per use)
 CLAIMED = (
     job_runs.c.run_id,
     job_runs.c.job_id,
@@ -153,9 +157,9 @@ def _not_buffered() -> ColumnElement[bool]:
 
 
 def _not_startable(row: Any, now: datetime) -> str | None:
-    if row.trigger != Trigger.SCHEDULE or row.resumed:
+    if row.trigger != SCHEDULE or row.resumed:
         return None
-    if row.state == JobState.PAUSED:
+    if row.state == PAUSED:
         return "the job was paused before the run started"
     if row.tries or (row.policy or {}).get("overlap") == BUFFER_ONE:
         return None  # a retry is late on purpose, a buffered run waited for the previous one

@@ -10,6 +10,8 @@ from f8a_jobs.core.policy import COALESCE, ON_TIME, RUN_ALL, SKIP, RunPolicy, ov
 from f8a_jobs.core.states import RunStatus
 from f8a_jobs.services.runs.model import Fire, missed_row, run_row
 
+QUEUED = RunStatus.QUEUED  # per row: read once (an enum member is a lookup per use)
+
 
 def overlap_of(fire: Fire, busy: bool, counts: dict[str, tuple[int, int]]) -> str | None:
     """Why the run due now is missed because of the job's runs going on (None: it is queued);
@@ -33,25 +35,20 @@ def fire_rows(fire: Fire, overlap: str | None, now: datetime) -> list[dict[str, 
         reason = f"missed by more than the misfire grace time of {grace}"
         rows.append(missed_row(fire.job_id, late, reason))
     if within and misfire == RUN_ALL and not overlap:
-        rows.extend(run_row(fire.job_id, moment, RunStatus.QUEUED) for moment in within)
+        rows.extend(run_row(fire.job_id, moment, QUEUED) for moment in within)
     elif within:
         reason = f"coalesced into the run scheduled for {latest.isoformat()}"
         if misfire == SKIP:
             reason = "misfired, and skipped (misfire_policy: skip)"
         rows.append(missed_row(fire.job_id, within, reason))
-    rows.append(_latest_row(fire, latest, overlap, misfire, now))
-    return rows
-
-
-def _latest_row(
-    fire: Fire, latest: datetime, overlap: str | None, misfire: str, now: datetime
-) -> dict[str, Any]:
     if overlap:
-        return missed_row(fire.job_id, [latest], overlap)
-    if now - latest > timedelta(seconds=fire.grace_seconds):
+        rows.append(missed_row(fire.job_id, [latest], overlap))
+    elif now - latest > grace:
         reason = f"late by {now - latest}, beyond the misfire grace time of {fire.grace_seconds} s"
-        return missed_row(fire.job_id, [latest], reason)
-    if misfire == SKIP and now - latest > ON_TIME:
+        rows.append(missed_row(fire.job_id, [latest], reason))
+    elif misfire == SKIP and now - latest > ON_TIME:
         reason = f"late by {now - latest}, and skipped (misfire_policy: skip)"
-        return missed_row(fire.job_id, [latest], reason)
-    return run_row(fire.job_id, latest, RunStatus.QUEUED)
+        rows.append(missed_row(fire.job_id, [latest], reason))
+    else:
+        rows.append(run_row(fire.job_id, latest, QUEUED))
+    return rows

@@ -19,6 +19,11 @@ ERROR_LIMIT = 8_000
 TRACEBACK_LIMIT = 64_000
 RUN_COLUMNS = tuple(column.name for column in job_runs.columns)
 Ended = tuple[str, str, datetime]  # a run's job, its final status, when it ended
+QUEUED, FAILED, SCHEDULE = (
+    RunStatus.QUEUED,
+    RunStatus.FAILED,
+    Trigger.SCHEDULE,
+)  # per row: read once (an enum member is a lookup per use)
 
 
 def new_run_id() -> str:
@@ -29,7 +34,7 @@ def new_run_id() -> str:
 def run_row(job_id: str, scheduled_for: datetime, status: str, **values: Any) -> dict[str, Any]:
     row = dict.fromkeys(RUN_COLUMNS)
     row.update(values, run_id=new_run_id(), job_id=job_id, scheduled_for=scheduled_for)
-    row.update(status=status, trigger=values.get("trigger", Trigger.SCHEDULE))
+    row.update(status=status, trigger=values.get("trigger", SCHEDULE))
     return row
 
 
@@ -98,20 +103,20 @@ class Outcome:
     @property
     def retry_at(self) -> datetime | None:
         """When the next try starts, for a failed try with tries left."""
-        if self.status != RunStatus.FAILED:
+        if self.status != FAILED:
             return None
         return RunPolicy.of(self.run.policy).retry_at(self.run.tries, self.finished_at)
 
     @property
     def pauses_job(self) -> bool:
         return (
-            self.status == RunStatus.FAILED
+            self.status == FAILED
             and self.retry_at is None
             and RunPolicy.of(self.run.policy).pause_on_failure
         )
 
     def row(self) -> dict[str, Any]:
-        failed = self.status == RunStatus.FAILED
+        failed = self.status == FAILED
         retry_at = self.retry_at
         error = self.error
         if retry_at is not None:
@@ -125,7 +130,7 @@ class Outcome:
             "owner": self.run.owner,
             "epoch": self.run.epoch,
             "tries": self.run.tries,
-            "status": RunStatus.QUEUED if retry_at is not None else self.status,
+            "status": QUEUED if retry_at is not None else self.status,
             "not_before": retry_at,
             "started_at": self.started_at,
             "finished_at": None if retry_at is not None else self.finished_at,

@@ -20,7 +20,11 @@ from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.bulk import among, insert_rows
 from f8a_jobs.storage.tables import job_runs, jobs
 
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+QUEUED, RUNNING = (
+    RunStatus.QUEUED,
+    RunStatus.RUNNING,
+)  # per row: read once (an enum member is a lookup per use)
+ACTIVE = (QUEUED, RUNNING)
 FOLLOWED_ON = {
     "success": (RunStatus.SUCCEEDED,),
     "failure": (RunStatus.FAILED,),
@@ -49,7 +53,7 @@ def queue_fires(
         for item in due
         for row in fire_rows(item, overlap_of(item, item.job_id in busy, counts), now)
     ]
-    queued = sum(row["status"] == RunStatus.QUEUED for row in rows)
+    queued = sum(row["status"] == QUEUED for row in rows)
     due_by_job = {item.job_id: item for item in due}
     claimed = _claim_at_once(rows, due_by_job, epoch, claimant, now, busy)
     insert_rows(connection, job_runs, rows, skip_conflicts=tolerant)
@@ -77,8 +81,7 @@ def _run_counts(connection: Connection, job_ids: list[str]) -> dict[str, tuple[i
     counts: dict[str, dict[str, int]] = {}
     for job_id, status, count in connection.execute(query):
         counts.setdefault(job_id, {})[status] = count
-    queued, running = RunStatus.QUEUED, RunStatus.RUNNING
-    return {job: (by.get(queued, 0), by.get(running, 0)) for job, by in counts.items()}
+    return {job: (by.get(QUEUED, 0), by.get(RUNNING, 0)) for job, by in counts.items()}
 
 
 def _claim_at_once(
@@ -98,10 +101,17 @@ def _claim_at_once(
         if len(claimed) >= claimant.room:
             break
         item = fires[row["job_id"]]
-        if row["status"] != RunStatus.QUEUED or not item.handler or row["job_id"] in busy:
+        if row["status"] != QUEUED or not item.handler or row["job_id"] in busy:
             continue
-        row.update(status=RunStatus.RUNNING, epoch=epoch, owner=claimant.owner, started_at=now)
-        row.update(heartbeat_at=now, tries=1, worker=claimant.worker)
+        row.update(
+            status=RUNNING,
+            epoch=epoch,
+            owner=claimant.owner,
+            started_at=now,
+            heartbeat_at=now,
+            tries=1,
+            worker=claimant.worker,
+        )
         claimed.append(
             ClaimedRun(
                 row["run_id"],

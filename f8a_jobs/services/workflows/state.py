@@ -17,6 +17,7 @@ from f8a_jobs.services.workflows.expand import JOB_END, Node
 from f8a_jobs.services.workflows.parts import Parts
 
 Key = tuple[str, int]  # (task name, part)
+FAILED = TaskState.FAILED  # per unit: read once (an enum member is a lookup per use)
 
 
 class RunState:
@@ -124,7 +125,7 @@ class RunState:
             return False
         if unit.state in DONE:
             return True
-        return unit.state == TaskState.FAILED and not self.nodes[dependency].fail_workflow_on_error
+        return unit.state == FAILED and not self.nodes[dependency].fail_workflow_on_error
 
     def _timer(self, moment: datetime, why: str, key: Key) -> None:
         heapq.heappush(self.timers, (moment, next(self._tiebreak), why, key))
