@@ -27,7 +27,8 @@ from f8a_jobs.services.runs import ClaimedRun, Outcome
 from f8a_jobs.services.workflows.tries import TryOutcome
 
 log = logging.getLogger(__name__)
-SUCCEEDED = RunStatus.SUCCEEDED  # per run: read once (an enum member is a lookup per use)
+# Read once, for the hot loops: an enum member is a class-attribute lookup per use.
+SUCCEEDED = RunStatus.SUCCEEDED
 
 
 class Workflows(Protocol):

@@ -46,7 +46,8 @@ from f8a_jobs.storage.fencing import LostLeadership
 
 log = logging.getLogger(__name__)
 HORIZON = 0.05  # seconds of work to claim ahead
-SCHEDULE = Trigger.SCHEDULE  # per run: read once (an enum member is a lookup per use)
+# Read once, for the hot loops: an enum member is a class-attribute lookup per use.
+SCHEDULE = Trigger.SCHEDULE
 MAX_CLAIM = 2000
 
 

@@ -20,10 +20,8 @@ from f8a_jobs.storage.bulk import among, update_rows
 from f8a_jobs.storage.fencing import fence
 from f8a_jobs.storage.tables import job_runs, jobs
 
-SCHEDULE, PAUSED = (
-    Trigger.SCHEDULE,
-    JobState.PAUSED,
-)  # per row: read once (an enum member is a lookup per use)
+# Read once, for the hot loops: an enum member is a class-attribute lookup per use.
+SCHEDULE, PAUSED = Trigger.SCHEDULE, JobState.PAUSED
 CLAIMED = (
     job_runs.c.run_id,
     job_runs.c.job_id,

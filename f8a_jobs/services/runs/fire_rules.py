@@ -10,7 +10,8 @@ from f8a_jobs.core.policy import COALESCE, ON_TIME, RUN_ALL, SKIP, RunPolicy, ov
 from f8a_jobs.core.states import RunStatus
 from f8a_jobs.services.runs.model import Fire, missed_row, run_row
 
-QUEUED = RunStatus.QUEUED  # per row: read once (an enum member is a lookup per use)
+# Read once, for the hot loops: an enum member is a class-attribute lookup per use.
+QUEUED = RunStatus.QUEUED
 
 
 def overlap_of(fire: Fire, busy: bool, counts: dict[str, tuple[int, int]]) -> str | None:

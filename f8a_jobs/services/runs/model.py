@@ -19,11 +19,8 @@ ERROR_LIMIT = 8_000
 TRACEBACK_LIMIT = 64_000
 RUN_COLUMNS = tuple(column.name for column in job_runs.columns)
 Ended = tuple[str, str, datetime]  # a run's job, its final status, when it ended
-QUEUED, FAILED, SCHEDULE = (
-    RunStatus.QUEUED,
-    RunStatus.FAILED,
-    Trigger.SCHEDULE,
-)  # per row: read once (an enum member is a lookup per use)
+# Read once, for the hot loops: an enum member is a class-attribute lookup per use.
+QUEUED, FAILED, SCHEDULE = RunStatus.QUEUED, RunStatus.FAILED, Trigger.SCHEDULE
 
 
 def new_run_id() -> str:

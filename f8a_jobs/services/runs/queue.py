@@ -20,10 +20,8 @@ from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.bulk import among, insert_rows
 from f8a_jobs.storage.tables import job_runs, jobs
 
-QUEUED, RUNNING = (
-    RunStatus.QUEUED,
-    RunStatus.RUNNING,
-)  # per row: read once (an enum member is a lookup per use)
+# Read once, for the hot loops: an enum member is a class-attribute lookup per use.
+QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING
 ACTIVE = (QUEUED, RUNNING)
 FOLLOWED_ON = {
     "success": (RunStatus.SUCCEEDED,),

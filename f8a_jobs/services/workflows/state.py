@@ -17,7 +17,8 @@ from f8a_jobs.services.workflows.expand import JOB_END, Node
 from f8a_jobs.services.workflows.parts import Parts
 
 Key = tuple[str, int]  # (task name, part)
-FAILED = TaskState.FAILED  # per unit: read once (an enum member is a lookup per use)
+# Read once, for the hot loops: an enum member is a class-attribute lookup per use.
+FAILED = TaskState.FAILED
 
 
 class RunState:
