@@ -56,7 +56,6 @@ class RunContext(Context):
 
     def __init__(self, run: ClaimedRun, engine: Engine) -> None:
         super().__init__(engine, run.job_id, run.run_id, run.scheduled_for)
-        self.run = run
         self.emitted = 0
         self._connection: Connection | None = None
 
