@@ -46,8 +46,24 @@ def test_when_accepts_iso_8601_with_and_without_offset():
 
 
 def test_when_accepts_the_readmes_human_form_as_its_next_occurrence():
-    assert parse_when("Mon Feb 20, 14:56", NOW) == datetime(2027, 2, 20, 14, 56, tzinfo=UTC)
+    assert parse_when("Sat Feb 20, 14:56", NOW) == datetime(2027, 2, 20, 14, 56, tzinfo=UTC)
     assert parse_when("Dec 24, 18:00", NOW) == datetime(2026, 12, 24, 18, 0, tzinfo=UTC)
+    assert parse_when("Monday Feb 20 2034, 14:56", NOW) == datetime(2034, 2, 20, 14, 56, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [("Mon Feb 20, 14:56", "2027-02-20"), ("Mon Feb 20 2027, 14:56", "2027-02-20"), ("thursday Dec 25", "2026-12-25")],
+)
+def test_when_refuses_a_weekday_its_date_does_not_fall_on_and_names_the_date(text, date):
+    with pytest.raises(InvalidInput) as caught:
+        parse_when(text, NOW)
+    assert caught.value.field == "when"
+    assert f"{date} (the date it reads as) is a" in caught.value.detail
+
+
+def test_when_with_a_weekday_alone_means_that_weekday_next():
+    assert parse_when("Wed 09:00", NOW).weekday() == 2
 
 
 def test_one_shot_job_runs_at_when():

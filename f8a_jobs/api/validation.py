@@ -16,7 +16,7 @@ from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, Parame
 from jsonschema import ValidationError
 from starlette.responses import JSONResponse
 
-from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
+from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds, lone_surrogate_at
 
 NAMED_IN_MESSAGE = re.compile(r"'([^']+)' (?:is a required property|was unexpected)")
 
@@ -56,6 +56,12 @@ class NamedJSONBodyValidator(JSONRequestBodyValidator):
             ) from None
         if depth_exceeds(body):
             raise BadRequestProblem(detail=f"body: nested more than {MAX_DEPTH} levels deep")
+        surrogate_at = lone_surrogate_at(raw, body)
+        if surrogate_at:
+            raise BadRequestProblem(
+                detail=f"{surrogate_at}: holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape "
+                "that is not half of a pair), which is not text; send the character itself"
+            )
         return body
 
     def _validate(self, body: Any) -> dict[str, Any] | None:

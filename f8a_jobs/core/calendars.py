@@ -68,10 +68,16 @@ class Calendar:
     def instants_after(self, moment: datetime) -> Iterator[datetime]:
         """Fire instants (UTC) after ``moment``, in order; slots that fall into one instant
         (a spring-forward gap) fire once."""
-        floor = moment.astimezone(self.zone).replace(tzinfo=None, fold=0) - DST_MARGIN
+        try:
+            floor = moment.astimezone(self.zone).replace(tzinfo=None, fold=0)
+        except OverflowError:  # past the calendar's end in this zone
+            return
         last = moment
-        for naive in self.slots_from(floor):
-            instant = local_instant(naive, self.zone)
+        for naive in self.slots_from(_minus_margin(floor)):
+            try:
+                instant = local_instant(naive, self.zone)
+            except OverflowError:  # a slot past the calendar's end (year 9999): none follow
+                return
             if instant > last:
                 last = instant
                 yield instant
@@ -86,7 +92,13 @@ class Calendar:
                         naive = datetime.combine(day, time(hour, minute))
                         if naive >= floor:
                             yield naive
+            if day == date.max:  # the calendar ends with year 9999
+                return
             day += timedelta(days=1)
+
+
+def _minus_margin(local: datetime) -> datetime:
+    return local - DST_MARGIN if local - datetime.min > DST_MARGIN else datetime.min
 
 
 def _is_nth_weekday(day: date, weekday: int, which: int) -> bool:
@@ -266,6 +278,8 @@ def _day(value: Any, field: str) -> int:
 def _first_last(value: Any, field: str) -> tuple[int, int] | None:
     if value is None:
         return None
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        value = {key.lower(): item for key, item in value.items()}  # Datatailr's Weekday, Which
     if not isinstance(value, dict) or set(value) != {"weekday", "which"}:
         raise InvalidInput(field, "expected {'weekday': 'Fri', 'which': 'First'…'Fifth' or 'Last'}")
     which = value["which"]

@@ -1,13 +1,15 @@
 """JSON values at the edges: how deep they nest, and what a database will store of them.
 
-PostgreSQL refuses the NUL character in text and in JSON, and a value nested thousands of
-levels deep exhausts Python's recursion before any validator sees it; both would otherwise turn
-input into a 500, or one bad record into a batch the database refuses forever.
+PostgreSQL refuses the NUL character in text and in JSON, a lone UTF-16 surrogate (``\\ud800``
+in JSON) cannot be encoded as UTF-8 at all, and a value nested thousands of levels deep
+exhausts Python's recursion before any validator sees it; each would otherwise turn input into
+a 500, or one bad record into a batch the database refuses forever.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 MAX_DEPTH = 64
@@ -64,6 +66,31 @@ def holds_nul(value: Any) -> bool:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return False
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate_at(raw: bytes, value: Any, root: str = "body") -> str | None:
+    """The dotted path of the first string (or key) in ``value`` that holds a lone surrogate,
+    which JSON can escape but UTF-8 cannot store. ``raw`` is the JSON text it was read from:
+    a surrogate can only come from a ``\\uD8xx`` escape, so most bodies need no walk."""
+    if not SURROGATE_ESCAPE.search(raw):
+        return None
+    stack: list[tuple[str, Any]] = [(root, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if LONE_SURROGATE.search(item):
+                return path
+        elif isinstance(item, dict):
+            if any(LONE_SURROGATE.search(key) for key in item):
+                return path  # one of its keys
+            stack.extend((f"{path}.{key}", child) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+    return None
 
 
 class ResultRefused(ValueError):

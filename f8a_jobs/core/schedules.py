@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -41,6 +42,7 @@ def parse_when(value: Any, now: datetime, field: str = "when") -> datetime:
         )
     else:
         moment = _parse_text_time(value.strip(), now, field)
+        _check_weekday(value, moment, field)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -62,6 +64,23 @@ def _parse_text_time(text: str, now: datetime, field: str) -> datetime:
     except (ValueError, OverflowError):
         raise InvalidInput(field, f"cannot read {text!r} as a date and time") from None
     return _next_occurrence(first, now)
+
+
+WEEKDAY = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)[a-z]*\b", re.IGNORECASE)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _check_weekday(text: str, moment: datetime, field: str) -> None:
+    """A weekday in the text must be the date's: "Mon Feb 20" when the next Feb 20 is a
+    Saturday is a mistake in one of them, and running on either would surprise someone."""
+    named = WEEKDAY.search(text)
+    if named is None or WEEKDAYS.index(named.group(1).lower()) == moment.weekday():
+        return
+    raise InvalidInput(
+        field,
+        f"{text!r} names a {named.group(0).title()}, but {moment.date().isoformat()} (the date it "
+        f"reads as) is a {moment.strftime('%A')}: correct the weekday, drop it, or give the year",
+    )
 
 
 def _next_occurrence(moment: datetime, now: datetime) -> datetime:
@@ -176,13 +195,26 @@ def _cached_trigger(items: tuple[tuple[str, Any], ...]) -> BaseTrigger:
         return NEVER
     start = datetime.fromisoformat(spec["start"])
     if kind == "interval":
-        return IntervalTrigger(seconds=spec["seconds"], start_date=start, timezone=UTC)
+        return BoundedInterval(seconds=spec["seconds"], start_date=start, timezone=UTC)
     if kind == "cron":
         zone = parse_zone(spec.get("timezone"), "timezone")
         return CalendarTrigger(parse_crontab(spec["crontab"], zone), start)
     if kind == "calendar":
         return CalendarTrigger(parse_calendar(spec["calendar"]), start)
     raise ValueError(f"unknown schedule type {kind!r}")
+
+
+class BoundedInterval(IntervalTrigger):  # type: ignore[misc]
+    """An interval whose next time would fall past the calendar's end (year 9999) has none:
+    the schedule ends there instead of failing every time it is asked."""
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        try:
+            return super().get_next_fire_time(previous_fire_time, now)
+        except (OverflowError, ValueError):  # "year 10000 is out of range"
+            return None
 
 
 class _Never(BaseTrigger):  # type: ignore[misc]
@@ -280,10 +312,13 @@ def schedule_slots(spec: dict[str, Any], start: datetime, end: datetime) -> Iter
         return
     if kind == "interval":
         anchor, step = datetime.fromisoformat(spec["start"]), timedelta(seconds=spec["seconds"])
-        moment = anchor + step * -((anchor - start) // step)  # the first slot at or after start
-        while moment <= end:
-            yield moment
-            moment += step
+        try:
+            moment = anchor + step * -((anchor - start) // step)  # the first slot from start on
+            while moment <= end:
+                yield moment
+                moment += step
+        except OverflowError:  # the next slot would fall past year 9999: there is none
+            return
         return
     calendar = (
         parse_crontab(spec["crontab"], schedule_zone(spec))

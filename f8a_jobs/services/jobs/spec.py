@@ -4,7 +4,6 @@ the field; the rest of the service takes a ``JobSpec`` as it is."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import InvalidInput, refuse_unknown
 from f8a_jobs.core.fields import parse_duration
 from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
+from f8a_jobs.core.names import addressable_name
 from f8a_jobs.core.policy import DEFAULT, POLICY_KEYS, RunPolicy, parse_policy
 from f8a_jobs.core.schedules import first_run_time, parse_schedule
 from f8a_jobs.core.settings import get_settings
@@ -35,7 +35,6 @@ SCHEDULE_KEYS = (
 WORKFLOW_KEYS = ("tasks", "max_concurrent", "timeout")
 POLICY_ONLY_KEYS = tuple(key for key in POLICY_KEYS if key not in WORKFLOW_KEYS)
 JOB_KEYS = ("job_id", "handler", "kwargs", *WORKFLOW_KEYS, *POLICY_ONLY_KEYS, *SCHEDULE_KEYS)
-JOB_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 
 
 @dataclass(frozen=True)
@@ -145,9 +144,7 @@ def _work(data: Mapping[str, Any]) -> HandlerCall | WorkflowSpec:
 def _job_id(value: Any) -> str:
     if value in (None, ""):
         return uuid.uuid4().hex
-    if not isinstance(value, str) or not JOB_ID.match(value):
-        raise InvalidInput("job_id", f"{value!r} must be 1 to 255 printable characters")
-    return value
+    return addressable_name(value, "job_id")
 
 
 def parse_state(value: Any) -> JobState:

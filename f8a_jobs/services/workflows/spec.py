@@ -17,6 +17,7 @@ from f8a_jobs import filters
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.fields import parse_seconds, queue_name, seconds_or, whole_number
 from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
+from f8a_jobs.core.names import addressable_name
 from f8a_jobs.core.policy import Retry, parse_retry
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.handlers.registry import get_handler
@@ -41,7 +42,6 @@ TASK_KEYS = (
     "team_name",
     "queue",
 )
-NAME_LIMIT = 255
 RESULT_KEY = "$result"
 
 
@@ -116,11 +116,9 @@ def _parse_task(item: Any, path: str) -> TaskSpec:
     if handler:
         get_handler(handler)  # unknown: a 400 naming the known ones
     name = data.get("name", job)
-    if not isinstance(name, str) or not 0 < len(name) <= NAME_LIMIT or "/" in name:
-        raise InvalidInput(
-            f"{path}.name",
-            f"{name!r}: required (or a 'job'), 1 to {NAME_LIMIT} characters, no '/'",
-        )
+    if name is None:
+        raise InvalidInput(f"{path}.name", "required (or a 'job')")
+    addressable_name(name, f"{path}.name")
     kwargs = data.get("kwargs", {})
     if not isinstance(kwargs, dict):
         raise InvalidInput(f"{path}.kwargs", f"expected an object, got {type(kwargs).__name__}")
