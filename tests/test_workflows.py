@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from f8a_jobs.core.errors import InvalidInput, JobInUse
 from f8a_jobs.services import jobs, runs
-from f8a_jobs.services.workflows import queries
+from f8a_jobs.services.workflows import queries, retry
 from f8a_jobs.storage.tables import job_runs
 from tests import handlers as test_handlers
 from tests.conftest import poll
@@ -252,11 +252,58 @@ def test_retry_reruns_only_what_failed(engine, scheduler):
     ])
     run = run_to_end(engine, scheduler, "again")
     assert run["status"] == "failed" and tasks_of(run)["last"]["state"] == "upstream_failed"
-    queries.retry_run(engine, "again", run["run_id"])
+    first = run
+    retry.retry_run(engine, "again", run["run_id"])
     scheduler.wakeup()
     run = poll(lambda: _ended(engine, "again", run["run_id"]))
     assert run["status"] == "succeeded"
     assert [what for what, task, _ in test_handlers.events if task == "ok"] == ["start", "end"]
+    [attempt] = run["attempts"]  # the failed attempt, as it ended
+    assert attempt["attempt"] == 1 and attempt["status"] == "failed"
+    assert (attempt["started_at"], attempt["finished_at"]) == (first["started_at"], first["finished_at"])
+    assert attempt["retried_with"] == "snapshot"
+    history = {task["name"]: task for task in attempt["tasks"]}
+    assert set(history) == {"flaky", "last"}  # what the retry ran again; "ok" kept its result
+    assert history["flaky"]["state"] == "failed" and history["flaky"]["tries"] == 1
+    assert history["flaky"]["error"] == tasks_of(first)["flaky"]["error"]
+    assert history["flaky"]["started_at"] == tasks_of(first)["flaky"]["started_at"]
+    assert history["last"]["state"] == "upstream_failed"
+
+
+def test_a_retry_after_a_fix_runs_the_stored_definition_unless_asked_for_the_current_one(engine, scheduler):
+    add(engine, job_id="fixme", tasks=[
+        {"name": "ok", "handler": "Record"},
+        {"name": "step", "handler": "Fail", "kwargs": {"message": "boom"}, "depends_on": ["ok"]},
+        {"name": "last", "handler": "Record", "depends_on": ["step"]},
+    ])
+    run_id = run_to_end(engine, scheduler, "fixme")["run_id"]
+    fixed = [
+        {"name": "ok", "handler": "Record"},
+        {"name": "step", "handler": "Echo", "kwargs": {"value": "fixed"}, "depends_on": ["ok"]},
+        {"name": "last", "handler": "Record", "depends_on": ["step"]},
+        {"name": "new", "handler": "Record", "depends_on": ["step"]},
+    ]
+    jobs.patch_job(engine, "fixme", {"tasks": fixed}, None)
+    retry.retry_run(engine, "fixme", run_id)  # the snapshot: the same failure again
+    scheduler.wakeup()
+    run = poll(lambda: _ended(engine, "fixme", run_id))
+    assert run["status"] == "failed" and tasks_of(run)["step"]["error"].endswith("boom")
+    retry.retry_run(engine, "fixme", run_id, definition="current")
+    scheduler.wakeup()
+    run = poll(lambda: _ended(engine, "fixme", run_id))
+    assert run["status"] == "succeeded", run
+    assert tasks_of(run)["step"]["result"] == "fixed" and tasks_of(run)["new"]["state"] == "succeeded"
+    assert [what for what, task, _ in test_handlers.events if task == "ok"] == ["start", "end"]
+    assert [attempt["retried_with"] for attempt in run["attempts"]] == ["snapshot", "current"]
+    assert [attempt["status"] for attempt in run["attempts"]] == ["failed", "failed"]
+
+
+def test_a_retry_names_an_unknown_definition(engine, scheduler):
+    add(engine, job_id="wf", tasks=[{"name": "step", "handler": "Fail", "kwargs": {"message": "x"}}])
+    run_id = run_to_end(engine, scheduler, "wf")["run_id"]
+    with pytest.raises(InvalidInput) as caught:
+        retry.retry_run(engine, "wf", run_id, definition="latest")
+    assert caught.value.field == "definition"
 
 
 def test_cancel_stops_what_has_not_started(engine, scheduler):

@@ -7,7 +7,7 @@ from typing import Any
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.services import jobs, runs
-from f8a_jobs.services.workflows import queries, render
+from f8a_jobs.services.workflows import queries, render, retry
 from f8a_jobs.services.workflows.dry_run import dry_run
 from f8a_jobs.services.workflows.expand import expand, graph_json, job_lookup
 from f8a_jobs.services.workflows.spec import WorkflowSpec
@@ -35,8 +35,8 @@ def get_run(job_id: str, run_id: str) -> Response:
     return reply({"run": queries.get_run(engine(), job_id, run_id)})
 
 
-def post_retry(job_id: str, run_id: str) -> Response:
-    return reply({"run": queries.retry_run(engine(), job_id, run_id)}, 202)
+def post_retry(job_id: str, run_id: str, definition: str = "snapshot") -> Response:
+    return reply({"run": retry.retry_run(engine(), job_id, run_id, definition)}, 202)
 
 
 def post_cancel(job_id: str, run_id: str) -> Response:

@@ -114,6 +114,7 @@ job_runs = Table(
     Column("not_before", UTCDateTime, nullable=True),  # a retry waits until then
     # remote runs: "" while the message waits in the broker, then the worker that runs it
     Column("worker", String(255), nullable=True),
+    Column("attempts", NullableJson, nullable=True),  # a retried run's earlier attempts
     # One run per job and slot; also the index of a job's runs in time order.
     UniqueConstraint("job_id", "scheduled_for", "trigger", name="uq_job_runs_slot"),
     Index("ix_job_runs_status", "status", "scheduled_for"),

@@ -7,6 +7,7 @@ asked to stop through a flag its runner reads (``cancel_requested``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
@@ -53,8 +54,25 @@ def cancel_requested(connection: Connection, run_ids: list[str]) -> list[str]:
     return list(connection.execute(query).scalars())
 
 
-def requeue(connection: Connection, run_id: str) -> bool:
-    """Queue a finished workflow run again (a retry): its stored graph and results stay."""
+def requeue(
+    connection: Connection,
+    run_id: str,
+    attempts: list[dict[str, Any]],
+    graph: dict[str, Any] | None = None,
+) -> bool:
+    """Queue a finished workflow run again (a retry). ``attempts``: its history, the attempt
+    that just ended last; ``graph``: the job's current definition, expanded (else the stored
+    graph stays). The results of the tasks that are not run again stay."""
+    values: dict[str, Any] = {
+        "status": RunStatus.QUEUED,
+        "finished_at": None,
+        "error": None,
+        "cancel_requested": None,
+        "owner": None,
+        "attempts": attempts,
+    }
+    if graph is not None:
+        values["graph"] = graph
     return bool(
         connection.execute(
             update(job_runs)
@@ -63,12 +81,6 @@ def requeue(connection: Connection, run_id: str) -> bool:
                 job_runs.c.status.in_((RunStatus.FAILED, RunStatus.CANCELLED)),
                 job_runs.c.graph.is_not(None),
             )
-            .values(
-                status=RunStatus.QUEUED,
-                finished_at=None,
-                error=None,
-                cancel_requested=None,
-                owner=None,
-            )
+            .values(**values)
         ).rowcount
     )

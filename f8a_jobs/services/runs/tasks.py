@@ -3,7 +3,8 @@ remote worker taking a try and reporting how it ended, and the API's retry.
 
 The runner writes the units its engine changed in the transaction that also records the run's
 graph and end, fenced by the leader's epoch. A worker takes a try only while its row waits for
-that very try in the broker, and reports the outcome on the row for the runner to apply.
+that very try in the broker and its run was not cancelled, and reports the outcome on the row
+for the runner to apply; a cancelled run's tries still in the broker are withdrawn.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
-from f8a_jobs.core.states import WHOLE, TaskState
+from f8a_jobs.core.states import WHOLE, RunStatus, TaskState
 from f8a_jobs.services.runs.model import IN_BROKER, Unit
 from f8a_jobs.storage.bulk import among, insert_rows, update_rows
-from f8a_jobs.storage.tables import run_tasks
+from f8a_jobs.storage.tables import job_runs, run_tasks
 
 UNIT_COLUMNS = tuple(Unit.__slots__)
 KEY = ("run_id", "task", "part")
@@ -25,6 +26,7 @@ KEY = ("run_id", "task", "part")
 CHANGED_COLUMNS = tuple(name for name in UNIT_COLUMNS if name not in (*KEY, "item"))
 RETRIED = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)
 TaskKey = tuple[str, str, int]  # run, task, part
+WITHDRAWN = "the run was cancelled before a worker took this try"
 
 
 def write_units(connection: Connection, inserted: list[Unit], updated: list[Unit]) -> None:
@@ -74,7 +76,17 @@ def _beats(keys: Iterable[TaskKey], now: datetime) -> list[dict[str, Any]]:
 
 
 # Built once: a worker takes every try with it, and building a statement costs more CPU than
-# running it.
+# running it. A try of a run the API asked to cancel never starts, even before the runner has
+# read the request (a revoke can be lost: the row decides).
+_RUN_GOES_ON = (
+    select(job_runs.c.run_id)
+    .where(
+        job_runs.c.run_id == run_tasks.c.run_id,
+        job_runs.c.status == RunStatus.RUNNING,
+        job_runs.c.cancel_requested.is_not(True),
+    )
+    .exists()
+)
 _TAKE = (
     update(run_tasks)
     .where(
@@ -84,6 +96,7 @@ _TAKE = (
         run_tasks.c.state == TaskState.RUNNING,
         run_tasks.c.tries == bindparam("try_number"),
         run_tasks.c.worker == IN_BROKER,
+        _RUN_GOES_ON,
     )
     .values(worker=bindparam("taker"), started_at=bindparam("now"), heartbeat_at=bindparam("now"))
 )
@@ -93,11 +106,30 @@ def start_remote(
     connection: Connection, key: TaskKey, try_number: int, worker: str, now: datetime
 ) -> bool:
     """A worker takes the try its message names: False when the message is stale (the try
-    ended, another worker took it, or the task runs another try), and must be dropped."""
+    ended, another worker took it, or the task runs another try) or its run is cancelled, and
+    must be dropped."""
     run_id, task, part = key
     parameters = {"key_run_id": run_id, "key_task": task, "key_part": part}
     parameters |= {"try_number": try_number, "taker": worker, "now": now}
     return bool(connection.execute(_TAKE, parameters).rowcount)
+
+
+def withdraw(connection: Connection, run_ids: list[str], now: datetime) -> list[Any]:
+    """End ``cancelled`` the tries of these cancelled runs whose messages no worker took (none
+    may take them now): one guarded statement, so a try a worker is taking at this moment is
+    either taken or withdrawn, never both. Returns the withdrawn tries (key and try)."""
+    return list(
+        connection.execute(
+            update(run_tasks)
+            .where(
+                among(connection, run_tasks.c.run_id, run_ids),
+                run_tasks.c.state == TaskState.RUNNING,
+                run_tasks.c.worker == IN_BROKER,
+            )
+            .values(state=TaskState.CANCELLED, finished_at=now, error=WITHDRAWN)
+            .returning(run_tasks.c.run_id, run_tasks.c.task, run_tasks.c.part, run_tasks.c.tries)
+        )
+    )
 
 
 def beat_remote(
@@ -191,6 +223,24 @@ def reset_for_retry(connection: Connection, run_id: str, now: datetime) -> int:
                 .values(state=state, **fresh)
             )
     return len(tasks)
+
+
+def reset_to_graph(connection: Connection, run_id: str, names: Sequence[str]) -> int:
+    """A retry with the job's current definition: the tasks that succeeded (or were satisfied)
+    and are still named in it keep their rows and results; every other row goes, and each task
+    of the new graph without a row starts pending. Returns how many tasks run again."""
+    done = select(run_tasks.c.task).where(
+        run_tasks.c.run_id == run_id,
+        run_tasks.c.part == WHOLE,
+        run_tasks.c.state.in_((TaskState.SUCCEEDED, TaskState.SATISFIED)),
+    )
+    kept = set(connection.execute(done).scalars()) & set(names)
+    connection.execute(
+        delete(run_tasks).where(run_tasks.c.run_id == run_id, run_tasks.c.task.not_in(kept))
+    )
+    fresh = [Unit(run_id, name, WHOLE).row() for name in names if name not in kept]
+    insert_rows(connection, run_tasks, fresh)
+    return len(fresh)
 
 
 def task_rows(connection: Connection, run_id: str) -> list[dict[str, Any]]:

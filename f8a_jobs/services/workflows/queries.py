@@ -1,7 +1,6 @@
-"""Workflow runs as the API shows them, and what the API may ask of them: retry and cancel.
+"""Workflow runs as the API shows them, and cancelling one (``retry`` retries one).
 
-Cancel and retry do not touch a running engine's state: cancel sets a flag its runner reads,
-retry only applies to a finished run (its tasks go back to pending, and the run is queued).
+Cancel does not touch a running engine's state: it sets a flag the run's runner reads.
 """
 
 from __future__ import annotations
@@ -33,19 +32,25 @@ TASK_FIELDS = (
 
 def get_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
     with engine.connect() as connection:
-        row = _run_row(connection, job_id, run_id)
+        row = run_row(connection, job_id, run_id)
         rows = tasks.task_rows(connection, run_id) if row["graph"] else []
-    return {**runs.run_json(row), "tasks": tasks_json(row["graph"], rows)}
+    # A failed run's traceback shows here, not in lists of runs (it can be long); a workflow
+    # run's are its tasks'.
+    traceback = row["traceback"]
+    return {
+        **runs.run_json(row),
+        "traceback": traceback,
+        "attempts": row["attempts"] or [],  # before a retry: history, oldest first
+        "tasks": tasks_json(row["graph"], rows),
+    }
 
 
-def _run_row(connection: Connection, job_id: str, run_id: str) -> Mapping[str, Any]:
-    row = (
-        connection.execute(
-            select(job_runs).where(job_runs.c.run_id == run_id, job_runs.c.job_id == job_id)
-        )
-        .mappings()
-        .first()
-    )
+def run_row(
+    connection: Connection, job_id: str, run_id: str, lock: bool = False
+) -> Mapping[str, Any]:
+    """The run's row (``lock``: until the transaction ends); 404 naming the run or the job."""
+    query = select(job_runs).where(job_runs.c.run_id == run_id, job_runs.c.job_id == job_id)
+    row = connection.execute(query.with_for_update() if lock else query).mappings().first()
     if row is None:
         if connection.execute(select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first():
             raise RunNotFound(job_id, run_id)
@@ -86,30 +91,17 @@ def _fields(row: Mapping[str, Any]) -> dict[str, Any]:
         moment = row.get(name)
         values[name] = moment.isoformat() if moment else None
     values["worker"] = values["worker"] or None  # "": its message waits in the broker
+    values["waiting_for_worker"] = (
+        values["state"] == TaskState.RUNNING and row.get("worker") == IN_BROKER
+    )
     return values
-
-
-def retry_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
-    """Run a finished workflow run's failed, upstream-failed and cancelled tasks again, with
-    the stored results of the others."""
-    with wakeups.changing(engine, wakeups.RUNS) as connection:
-        row = _run_row(connection, job_id, run_id)
-        if row["graph"] is None:
-            raise RunConflict(run_id, "only a workflow run that started can be retried")
-        if row["status"] not in (RunStatus.FAILED, RunStatus.CANCELLED):
-            raise RunConflict(
-                run_id, f"the run is {row['status']}; only a failed or cancelled run is retried"
-            )
-        tasks.reset_for_retry(connection, run_id, utcnow())
-        runs.requeue(connection, run_id)
-    return get_run(engine, job_id, run_id)
 
 
 def cancel_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
     """Cancel what has not started: a queued run (or a remote one no worker took) at once, a
     running workflow's pending tasks (the tasks running finish)."""
     with wakeups.changing(engine, wakeups.RUNS) as connection:
-        row = _run_row(connection, job_id, run_id)
+        row = run_row(connection, job_id, run_id)
         if row["status"] in FINISHED:
             raise RunConflict(run_id, f"the run has already ended ({row['status']})")
         if (
