@@ -22,7 +22,10 @@ $(DEV): $(RUNTIME) requirements-dev.txt
 
 install: $(RUNTIME)
 
+# On the embedded default, first the demo tables the $filter examples read (f8a-jobs demo:
+# idempotent; it changes nothing where they hold other data, and serve starts anyway).
 run: $(RUNTIME)
+	-@[ -n "$$F8A_JOBS_DATABASE_URL$$F8A_JOBS_FILTER_DATABASE_URL" ] || $(BIN)/f8a-jobs demo
 	$(BIN)/f8a-jobs serve
 
 test: $(DEV)

@@ -1,5 +1,5 @@
 """``f8a-jobs serve [--role all|api|scheduler] | worker [--queues] [--concurrency] | migrate |
-initjobs``."""
+initjobs | demo``."""
 
 from __future__ import annotations
 
@@ -7,19 +7,25 @@ import argparse
 import ipaddress
 import logging
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from f8a_jobs.core import logs
-from f8a_jobs.core.errors import ConfigurationError
+from f8a_jobs.core.errors import ConfigurationError, F8aJobsError
+from f8a_jobs.core.names import NAME_RULE
 from f8a_jobs.core.settings import ROLES, Settings, get_settings, use_settings
 from f8a_jobs.execution import metrics
 from f8a_jobs.execution.server_mark import ServerMark
 from f8a_jobs.services import service_state
 from f8a_jobs.services.flows.dispatchers import make_dispatcher
+from f8a_jobs.services.jobs import delete_job, unreachable_job_ids
 from f8a_jobs.services.jobs.defaults import load_default_jobs
+from f8a_jobs.storage import demo
 from f8a_jobs.storage.db import get_engine
 from f8a_jobs.storage.migrate import migrate
 
@@ -73,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     initjobs.add_argument("--strict", action="store_true", help="exit non-zero when a file is bad")
     initjobs.set_defaults(command=initjobs_command)
+    delete = commands.add_parser(
+        "delete-job", help="delete a job and its runs, even one whose id no URL can reach"
+    )
+    delete.add_argument("job_id", help="the job's id, exactly as stored")
+    delete.set_defaults(command=delete_job_command)
+    commands.add_parser(
+        "demo", help="create the fabric8-analytics demo tables $filter's examples read"
+    ).set_defaults(command=demo_command)
     return parser
 
 
@@ -85,13 +99,51 @@ def migrate_command(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def initjobs_command(args: argparse.Namespace, settings: Settings) -> int:
+    directory = args.dir or settings.default_jobs_dir
+    if not directory.is_dir():
+        print(f"f8a-jobs: {directory}: no such directory", file=sys.stderr)
+        return 2
     engine = get_engine(settings.database_url)
     migrate(engine)
-    report = load_default_jobs(engine, args.dir or settings.default_jobs_dir)
+    report = load_default_jobs(engine, directory)
     print(report.summary())
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
     return 1 if args.strict and report.errors else 0
+
+
+def delete_job_command(args: argparse.Namespace, settings: Settings) -> int:
+    """The way out for a job the API cannot address (an id with '/', from before ids were
+    checked): the API's delete, with the same refusals (a job others use stays)."""
+    engine = get_engine(settings.database_url)
+    migrate(engine)
+    try:
+        delete_job(engine, args.job_id)
+    except F8aJobsError as exc:
+        print(f"f8a-jobs: {exc.detail}", file=sys.stderr)
+        return 1
+    print(f"deleted job {args.job_id!r} and its runs")
+    return 0
+
+
+def _warn_unreachable(engine: Engine) -> None:
+    for job_id in unreachable_job_ids(engine):
+        log.warning(
+            "job %r cannot be read, changed or deleted over the API (%s); delete it with: "
+            "f8a-jobs delete-job %s",
+            job_id,
+            NAME_RULE,
+            shlex.quote(job_id),
+        )
+
+
+def demo_command(_args: argparse.Namespace, settings: Settings) -> int:
+    """Into the database ``$filter`` reads; refuses (exit 2) where the tables hold other data."""
+    engine = get_engine(settings.filter_database_url or settings.database_url)
+    where = engine.url.render_as_string(hide_password=True)
+    loaded = demo.load(engine)
+    print(f"demo tables {'loaded into' if loaded else 'already in'} {where}")
+    return 0
 
 
 def serve_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,6 +157,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     if settings.paused:
         service_state.set_state(engine, "paused")
     load_default_jobs(engine, settings.default_jobs_dir)
+    _warn_unreachable(engine)
     engine.dispose()  # workers are forked: each opens its own connections
     _metrics_directory()
     _gunicorn(settings).run()

@@ -1,7 +1,12 @@
 """The command line: settings refused with their names, secure by default, roles."""
 
+import dataclasses
+
 import pytest
 
+from f8a_jobs.core.clock import utcnow
+from f8a_jobs.services import jobs
+from f8a_jobs.services.jobs import store
 from tests.conftest import poll
 from tests.test_default_jobs import run_cli
 
@@ -35,3 +40,23 @@ def test_roles_api_serves_without_contending_and_scheduler_serves_only_probes(pg
     assert {api.get("/service/state", headers={"Connection": "close"}).json()["scheduler"] for _ in range(6)} == {"standby"}
     assert api.post("/jobs", json={"job_id": "via-api", "handler": "Noop"}).status_code == 201
     poll(lambda: [r["status"] for r in api.get("/jobs/via-api/runs").json()["runs"]] == ["succeeded"])
+
+
+def test_initjobs_from_a_directory_that_does_not_exist_fails(db_url, tmp_path):
+    result = run_cli("initjobs", "--dir", str(tmp_path / "nowhere"), database_url=db_url)
+    assert result.returncode == 2
+    assert "nowhere: no such directory" in result.stderr
+
+
+def test_a_job_whose_id_no_url_reaches_is_named_at_start_and_can_be_deleted(db_url, engine, server_factory):
+    """Ids with '/' were accepted before ids were checked: such a row has a way out."""
+    spec = dataclasses.replace(jobs.parse_job({"job_id": "x", "handler": "Noop", "state": "paused"}), job_id="a/b")
+    with engine.begin() as connection:
+        store.add(connection, spec, utcnow())
+    server = server_factory(db_url).start()
+    assert server.get("/jobs/a%2Fb").status_code == 404  # what made it unreachable
+    assert "f8a-jobs delete-job a/b" in server.log()
+    deleted = run_cli("delete-job", "a/b", database_url=db_url)
+    assert deleted.returncode == 0, deleted.stderr
+    assert server.get("/jobs").json()["total"] == 0
+    assert run_cli("delete-job", "a/b", database_url=db_url).returncode == 1  # no such job now

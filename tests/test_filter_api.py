@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests import analytics
+from f8a_jobs.storage import demo
 from tests.conftest import module_server, poll
 from tests.test_filters import README_QUERIES
 
@@ -10,9 +10,9 @@ from tests.test_filters import README_QUERIES
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api(request, tmp_path_factory, pytestconfig):
     tmp = tmp_path_factory.mktemp(f"filter-api-{request.param}")
-    with module_server(request.param, tmp, pytestconfig, prepare=analytics.create) as server:
+    with module_server(request.param, tmp, pytestconfig, prepare=demo.load) as server:
         yield server
-        analytics.drop(server.engine)
+        demo.metadata.drop_all(server.engine)
 
 
 @pytest.mark.parametrize("path", ["/debug/show-select-query", "/debug-show-select-query"])

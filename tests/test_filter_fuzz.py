@@ -9,8 +9,8 @@ from f8a_jobs import filters
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.settings import Settings, get_settings, use_settings
 from f8a_jobs.filters.parse import OPERATORS
+from f8a_jobs.storage import demo
 from f8a_jobs.storage.tables import metadata as own_metadata
-from tests import analytics
 from tests.test_filters import data  # noqa: F401 - the fixture
 
 HOSTILE = [
@@ -72,7 +72,7 @@ def snapshot(engine):
     with engine.connect() as connection:
         counts = {
             table.name: connection.execute(select(func.count()).select_from(table)).scalar()
-            for table in [*analytics.metadata.sorted_tables, *own_metadata.sorted_tables]
+            for table in [*demo.metadata.sorted_tables, *own_metadata.sorted_tables]
         }
     return sorted(inspect(engine).get_table_names()), counts
 

@@ -10,7 +10,7 @@ from f8a_jobs import filters
 from f8a_jobs.core.errors import ForbiddenTable, InvalidInput
 from f8a_jobs.core.settings import Settings, get_settings, use_settings
 from f8a_jobs.services import jobs
-from tests import analytics
+from f8a_jobs.storage import demo
 
 JOINS = [
     {"on": {"analyses.id": "versions.id"}, "table": "versions"},
@@ -54,9 +54,9 @@ def data(engine, db_url):
     previous = get_settings()
     use_settings(Settings(**{**previous.__dict__, "database_url": db_url}))
     filters._schema.cache_clear()
-    analytics.create(engine)
+    demo.load(engine)
     yield engine
-    analytics.drop(engine)
+    demo.metadata.drop_all(engine)
     use_settings(previous)
     filters._schema.cache_clear()
 

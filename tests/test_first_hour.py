@@ -156,3 +156,7 @@ def test_datatailrs_schedule_fields_as_its_docs_write_them(client):
 def test_a_weekday_that_the_date_does_not_fall_on_is_refused(client):
     body = problem(client.post("/jobs", json={"job_id": "x", "handler": "Noop", "when": "Mon Feb 20, 14:56"}), 400, "when")
     assert "names a Mon" in body["detail"] and "-02-20 (the date it reads as) is a" in body["detail"]
+
+
+def test_the_service_starts_without_a_deprecation_warning(api):
+    assert "DeprecationWarning" not in api.log_path.read_text(errors="replace")

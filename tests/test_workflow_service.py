@@ -61,6 +61,8 @@ def test_the_vdk_example_over_http(server):
     graph = server.get("/jobs/meta/graph", params={"format": "mermaid"})
     assert graph.status_code == 200 and graph.text.startswith("flowchart TD")
     assert '["job5 (succeeded)"]' in graph.text and graph.text.count("-->") == 5
+    fenced = server.get("/jobs/meta/graph", params={"format": "markdown"}).text
+    assert fenced == f"```mermaid\n{graph.text}```\n"  # pasted into Markdown, it is drawn
     assert "digraph" in server.get("/jobs/meta/graph", params={"format": "dot"}).text
     shown = server.get("/jobs/meta/graph").json()
     assert shown["run_id"] == run_id and shown["tasks"][4] == {"name": "job5", "depends_on": ["job3"], "state": "succeeded"}
@@ -105,11 +107,11 @@ def test_a_workflow_survives_kill_9_and_finished_tasks_do_not_run_again(server, 
 
 
 def test_for_each_over_a_filter_runs_one_part_per_row(server, pytestconfig):
+    from f8a_jobs.storage import demo
     from f8a_jobs.storage.db import build_engine
-    from tests import analytics
 
     engine = build_engine(str(pytestconfig.f8a_pg_url))
-    analytics.create(engine)
+    demo.load(engine)
     try:
         server.start()
         tasks = [
@@ -127,5 +129,5 @@ def test_for_each_over_a_filter_runs_one_part_per_row(server, pytestconfig):
         assert sorted(part["result"] for part in parts) == [1, 4, 9]  # packages 1, 2, 3 squared
         assert {task["name"]: task for task in run["tasks"]}["total"]["result"] == 14
     finally:
-        analytics.drop(engine)
+        demo.metadata.drop_all(engine)
         engine.dispose()

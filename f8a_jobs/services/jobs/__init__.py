@@ -12,6 +12,7 @@ from f8a_jobs.services.jobs.service import (
     list_jobs,
     replace_job,
     set_job_state,
+    unreachable_job_ids,
 )
 from f8a_jobs.services.jobs.spec import WORKFLOW_KEYS, HandlerCall, JobSpec, parse_job
 
@@ -29,4 +30,5 @@ __all__ = [
     "patch_job",
     "replace_job",
     "set_job_state",
+    "unreachable_job_ids",
 ]

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import DuplicateJob, JobInUse, JobNotFound
+from f8a_jobs.core.names import is_addressable
 from f8a_jobs.core.schedules import describe, next_run_time
 from f8a_jobs.core.states import JobState
 from f8a_jobs.services import runs
@@ -66,20 +67,24 @@ def list_jobs(
     handler: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    full: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of jobs in ``job_id`` order, and how many match in all."""
+    """One page of jobs in ``job_id`` order, and how many match in all; whole jobs with
+    ``full``, else their summaries (kwargs and tasks are not read)."""
     conditions = []
     if state:
         conditions.append(jobs.c.state == parse_state(state))
     if handler:
         conditions.append(jobs.c.handler == handler)
-    page = select(jobs).where(*conditions).order_by(jobs.c.job_id).limit(limit).offset(offset)
+    columns = [jobs] if full else [jobs.c[name] for name in SUMMARY_COLUMNS]
+    page = select(*columns).where(*conditions).order_by(jobs.c.job_id).limit(limit).offset(offset)
+    shown = job_json if full else job_summary
     with engine.connect() as connection:
         rows = connection.execute(page).all()
         total = connection.execute(
             select(func.count()).select_from(jobs).where(*conditions)
         ).scalar_one()
-    return [job_json(row._mapping) for row in rows], total
+    return [shown(row._mapping) for row in rows], total
 
 
 def set_job_state(engine: Engine, job_id: str, state: str) -> dict[str, Any]:
@@ -118,20 +123,46 @@ def delete_job(engine: Engine, job_id: str) -> None:
         runs.delete_runs(connection, job_id)
 
 
-def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
-    """A job row as the API shows it."""
-    workflow = job.get("workflow")
+SUMMARY_COLUMNS = (
+    "job_id",
+    "handler",
+    "state",
+    "schedule",
+    "next_run_time",
+    "last_run",
+    "source",
+    "revision",
+)
+
+
+def job_summary(job: Mapping[Any, Any]) -> dict[str, Any]:
+    """A job as a list shows it: what it is and when it runs, not its kwargs or tasks, which
+    may be megabytes each."""
     return {
         "job_id": job["job_id"],
         "handler": job["handler"] or None,
-        "kwargs": job["kwargs"],
-        **(workflow or {}),
-        **(job.get("policy") or {}),
         "state": job["state"],
         **describe(job["schedule"]),
-        "misfire_grace_time": job["misfire_grace_time"],
         "next_run_time": iso(job["next_run_time"]),
         "last_run": iso(job.get("last_run")),
         "source": job["source"],
         "revision": job.get("revision"),
     }
+
+
+def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
+    """A job row as the API shows it."""
+    return {
+        **job_summary(job),
+        "kwargs": job["kwargs"],
+        **(job.get("workflow") or {}),
+        **(job.get("policy") or {}),
+        "misfire_grace_time": job["misfire_grace_time"],
+    }
+
+
+def unreachable_job_ids(engine: Engine) -> list[str]:
+    """Ids stored before ids were checked that no URL can address (``core/names.py``)."""
+    with engine.connect() as connection:
+        ids = connection.execute(select(jobs.c.job_id)).scalars()
+        return [job_id for job_id in ids if not is_addressable(job_id)]

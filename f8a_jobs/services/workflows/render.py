@@ -1,5 +1,6 @@
-"""A workflow's graph as JSON, Mermaid (renders in any Markdown viewer) or Graphviz dot,
-with each task's state in the run shown."""
+"""A workflow's graph as JSON, Mermaid, Mermaid fenced for Markdown (GitHub, GitLab and most
+Markdown viewers draw a ```` ```mermaid ```` block) or Graphviz dot, with each task's state in
+the run shown."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from f8a_jobs.core.errors import InvalidInput
 
-FORMATS = ("json", "mermaid", "dot")
+FORMATS = ("json", "mermaid", "markdown", "dot")
 MERMAID_STYLE = {
     "succeeded": "fill:#c8e6c9",
     "satisfied": "fill:#dcedc8",
@@ -27,6 +28,8 @@ def render(tasks: list[dict[str, Any]], form: str) -> str | dict[str, Any]:
         raise InvalidInput("format", f"{form!r} is not one of {', '.join(FORMATS)}")
     if form == "json":
         return {"tasks": tasks}
+    if form == "markdown":
+        return f"```mermaid\n{_mermaid(tasks)}```\n"
     return _mermaid(tasks) if form == "mermaid" else _dot(tasks)
 
 
