@@ -26,16 +26,22 @@ class Say(BaseHandler):
 
 
 class Invite(BaseHandler):
-    """DoJobber's ``SendInvite``: idempotent. ``check`` passes once the invitation is sent;
-    ``execute`` sends it (here: writes a file named after the address)."""
+    """DoJobber's ``SendInvite``: idempotent. ``check`` finds the invitation once it is sent,
+    and returns it: a satisfied task's result is what its check found, so ``friends-arrive``
+    gets the same list on every run; ``execute`` sends it (here: writes a file named after
+    the address, holding the name)."""
 
-    def check(self, email: str, name: str) -> bool:
-        return _mark(email).exists()
+    def check(self, email: str, name: str) -> str | bool:
+        """The invitation found (``invited <name>``, as ``execute`` says), or False: not yet."""
+        mark = _mark(email)
+        if not mark.exists():
+            return False
+        return f"invited {mark.read_text().strip()}"
 
     def execute(self, email: str, name: str) -> str:
         mark = _mark(email)
         mark.parent.mkdir(parents=True, exist_ok=True)
-        mark.write_text(f"{name} <{email}>\n")
+        mark.write_text(f"{name}\n")
         return f"invited {name}"
 
 

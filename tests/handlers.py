@@ -139,6 +139,17 @@ class Idempotent(BaseHandler):
             raise RuntimeError(f"cannot undo {mark}")
 
 
+class Found(BaseHandler):
+    """A check that finds ``found`` already there: a value (the task's result), a bare True,
+    or False (not there; execute cannot make it so)."""
+
+    def check(self, found: object) -> object:
+        return found
+
+    def execute(self, found: object) -> None:
+        events.append(("execute", "found", time.monotonic()))
+
+
 class Echo(BaseHandler):
     """Returns its value (the workflow benchmarks' no-op that returns something)."""
 

@@ -55,6 +55,27 @@ def test_dojobber_invites_once_and_then_only_checks(server):
     assert tasks["invite-friends"]["state"] == "succeeded"
     again = run(server, "dojobber-example")
     assert [part["state"] for part in again["send-invite"]["parts"]] == ["satisfied", "satisfied"]
+    # a satisfied part passes on what its check found: the invitations, as the first run's
+    assert again["friends-arrive"]["result"] == tasks["friends-arrive"]["result"]
+
+
+def test_dojobber_dry_run_checks_each_invite_from_the_file(server):
+    def dry_run():
+        response = server.post("/jobs/dojobber-example/run", params={"dry_run": "true"})
+        assert response.status_code == 200, response.text
+        return {task["name"]: task for task in response.json()["dry_run"]["tasks"]}
+
+    before = dry_run()
+    parts = before["send-invite"]["parts"]
+    assert [(part["item"]["name"], part["would"]) for part in parts] == [
+        ("Wendell Bagg", "would_run"), ("Lawyer Cat", "would_run")]
+    assert before["send-invite"]["error"] == "2 of 2 parts would run; part 0: check returned False"
+    assert before["friends-arrive"]["would"] == "not_checked"
+    run(server, "dojobber-example")
+    after = dry_run()
+    assert {name: task["would"] for name, task in after.items()} == {
+        "send-invite": "satisfied", "invite-friends": "nothing_to_run", "friends-arrive": "would_run"}
+    assert after["friends-arrive"]["error"] == "the handler has no check"
 
 
 def test_dagobah_runs_job_2_inside_job_1_in_order(server):

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from f8a_jobs.core.errors import InvalidInput, JobInUse
 from f8a_jobs.services import jobs, runs
 from f8a_jobs.services.workflows import queries, retry
+from f8a_jobs.services.workflows.dry_run import dry_run
 from f8a_jobs.storage.tables import job_runs
 from tests import handlers as test_handlers
 from tests.conftest import poll
@@ -191,6 +192,45 @@ def test_check_run_recheck_and_cleanup_in_reverse(engine, scheduler):
     assert states == {"done": "satisfied", "first": "succeeded", "second": "succeeded"}
     done = [(what, mark) for what, mark, _ in test_handlers.events]
     assert done == [("execute", "one"), ("execute", "two"), ("cleanup", "two"), ("cleanup", "one")]
+
+
+def test_a_satisfied_task_passes_on_what_its_check_found(engine, scheduler):
+    add(engine, job_id="found", tasks=[
+        {"name": "row", "handler": "Found", "kwargs": {"found": {"id": 7}}},
+        {"name": "yes", "handler": "Found", "kwargs": {"found": True}},
+        {"name": "each", "handler": "Found", "for_each": [{"found": "a"}, {"found": None}]},
+        {"name": "all", "handler": "Echo", "depends_on": ["row", "yes", "each"],
+         "kwargs": {"value": [{"$result": "row.id"}, {"$result": "yes"}, {"$result": "each"}]}},
+    ])
+    run = run_to_end(engine, scheduler, "found")
+    tasks = tasks_of(run)
+    assert [part["state"] for part in tasks["each"]["parts"]] == ["satisfied", "satisfied"]
+    assert tasks["row"]["state"] == tasks["yes"]["state"] == "satisfied"
+    assert tasks["all"]["result"] == [7, None, ["a", None]]  # a bare True passes on nothing
+    assert not test_handlers.events  # nothing executed
+
+
+def test_a_dry_run_checks_each_part_with_the_results_checks_found(engine, monkeypatch):
+    monkeypatch.setattr(test_handlers, "marks", {"a"})
+    add(engine, job_id="dry", tasks=[
+        {"name": "each", "handler": "Idempotent", "for_each": [{"mark": "a"}, {"mark": "b"}]},
+        {"name": "found", "handler": "Found", "kwargs": {"found": [{"mark": "a"}]}},
+        {"name": "again", "handler": "Idempotent", "for_each": {"$result": "found"},
+         "depends_on": ["found"]},
+        {"name": "later", "handler": "Idempotent", "kwargs": {"mark": "a"}, "depends_on": ["each"]},
+    ])
+    job = jobs.get_job(engine, "dry")
+    workflow = {key: job[key] for key in jobs.WORKFLOW_KEYS}
+    report = {task["name"]: task for task in dry_run(engine, {"job_id": "dry", "workflow": workflow})}
+    assert report["each"]["parts"] == [
+        {"part": 0, "item": {"mark": "a"}, "would": "satisfied", "error": None},
+        {"part": 1, "item": {"mark": "b"}, "would": "would_run", "error": "check returned False"},
+    ]
+    assert report["each"]["error"] == "1 of 2 parts would run; part 1: check returned False"
+    assert report["found"]["would"] == "satisfied" and "parts" not in report["found"]
+    assert report["again"]["would"] == "satisfied"  # its items: what found's check found
+    assert report["again"]["parts"] == [{"part": 0, "item": {"mark": "a"}, "would": "satisfied", "error": None}]
+    assert (report["later"]["would"], report["later"]["error"]) == ("not_checked", None)
 
 
 def test_a_failing_recheck_fails_the_try(engine, scheduler):

@@ -50,13 +50,14 @@ class BaseHandler:
     ``YYYY-MM-DD``) to get them; what it returns (JSON) is stored with the run.
 
     A handler that also defines ``check(**kwargs)`` is idempotent (DoJobber): in a workflow, a
-    task whose check passes is ``satisfied`` without ``execute``. ``cleanup(**kwargs)``, if
-    defined, runs after a workflow run for each task whose ``execute`` ran.
+    task whose check passes is ``satisfied`` without ``execute``, and its result is what the
+    check found (``check_found``). ``cleanup(**kwargs)``, if defined, runs after a workflow run
+    for each task whose ``execute`` ran.
     """
 
     name: ClassVar[str | None] = None  # the name jobs use; defaults to the class name
     # Optional, and declared only: a subclass (or a mixin after this class) defines them.
-    check: Callable[..., Any]  # ``check(**kwargs)``: not False, and no exception: done already
+    check: Callable[..., Any]  # ``check(**kwargs)``: see ``check_found``
     cleanup: Callable[..., Any]  # ``cleanup(**kwargs)``: after a workflow run
 
     def __init__(
@@ -138,6 +139,20 @@ class BaseHandler:
                 problem = None if key in any_value else mismatch(item, types[name])
                 if problem:
                     raise InvalidInput(f"kwargs.{key}{problem[0]}", problem[1])
+
+
+def check_found(returned: Any) -> tuple[bool, Any]:
+    """What a check's return value says: (passed, what it found).
+
+    As DoJobber's ``Check``, a check passes unless it raises or returns ``False``, so one that
+    asserts and returns nothing passes. What else it returns is what it found, and becomes the
+    satisfied task's result, passed on through ``$result`` as ``execute``'s would be (a task
+    that skips ``execute`` must not hand its dependents a ``None`` in place of the value); a
+    bare ``True`` found nothing to pass on: ``None``.
+    """
+    if returned is False:
+        return False, None
+    return True, None if returned is True else returned
 
 
 @functools.lru_cache(maxsize=1024)

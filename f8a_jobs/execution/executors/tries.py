@@ -1,9 +1,10 @@
 """One try of one workflow task: DoJobber's check, execute, recheck; then what it returned.
 
 A handler that defines ``check(**kwargs)`` is idempotent: when its check passes (returns
-without raising, and not ``False``) the task is ``satisfied`` without running; otherwise it
-executes, and a failing recheck fails the try. Any executor calls ``execute_try``; where it
-runs does not change what a try is.
+without raising, and not ``False``) the task is ``satisfied`` without running, its result what
+the check found (``check_found``; JSON, as ``execute``'s must be); otherwise it executes, and
+a failing recheck fails the try. Any executor calls ``execute_try``; where it runs does not
+change what a try is.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.json_values import result_json
 from f8a_jobs.core.states import TaskState
 from f8a_jobs.execution.context import TaskContext
-from f8a_jobs.handlers.base import BaseHandler
+from f8a_jobs.handlers.base import BaseHandler, check_found
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.services.workflows.tries import Start, TryOutcome
 
@@ -46,8 +47,11 @@ def _try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
         handler = handler_class(start.job_id, engine=engine, run=context)
         extra = {name: getattr(context, name) for name in handler_class.context_arguments()}
         checks = handler_class.checks()
-        if checks and _passes(handler, start.kwargs):
-            return _outcome(start, TaskState.SATISFIED, started)
+        passed, found = _passes(handler, start.kwargs) if checks else (False, None)
+        if passed:
+            satisfied = _outcome(start, TaskState.SATISFIED, started)
+            satisfied.result = result_json(found, max_result_bytes)
+            return satisfied
         executed = True
         result = result_json(handler.execute(**start.kwargs, **extra), max_result_bytes)
         if checks:
@@ -64,18 +68,18 @@ def _try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
     return outcome
 
 
-def _passes(handler: BaseHandler, kwargs: dict[str, Any]) -> bool:
-    """The check passes unless it raises or returns ``False``; a recheck's exception is the
-    try's error."""
+def _passes(handler: BaseHandler, kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    """Whether the check passes, and what it found; it fails when it raises (a recheck's
+    exception, unlike this one's, is the try's error)."""
     try:
-        return handler.check(**kwargs) is not False
+        return check_found(handler.check(**kwargs))
     except Exception:
-        return False
+        return False, None
 
 
 def _recheck(handler: BaseHandler, kwargs: dict[str, Any]) -> None:
     try:
-        passed = handler.check(**kwargs) is not False
+        passed, _ = check_found(handler.check(**kwargs))
     except Exception as error:
         raise CheckFailed(
             f"the recheck after execute failed: {type(error).__name__}: {error}"

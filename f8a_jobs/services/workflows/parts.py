@@ -25,11 +25,7 @@ class Parts:
 
     def problem(self, items: Any) -> str | None:
         """Why ``items`` cannot be split into parts (None: they can)."""
-        if not isinstance(items, list):
-            return f"for_each gave {type(items).__name__}, not a list"
-        if len(items) > self.max_parts:
-            return f"for_each gave more than {self.max_parts} items (F8A_JOBS_FOR_EACH_MAX_PARTS)"
-        return None
+        return split_problem(items, self.max_parts)
 
     def make(self, task: str, items: list[Any], now: datetime) -> list[Unit]:
         parts = [
@@ -72,3 +68,12 @@ class Parts:
         first = bad[0]
         error = f"{len(bad)} of {len(parts)} parts failed; part {first.part}: {first.error}"
         return TaskState.FAILED, None, error
+
+
+def split_problem(items: Any, max_parts: int) -> str | None:
+    """Why ``items`` cannot be split into at most ``max_parts`` parts (None: they can)."""
+    if not isinstance(items, list):
+        return f"for_each gave {type(items).__name__}, not a list"
+    if len(items) > max_parts:
+        return f"for_each gave more than {max_parts} items (F8A_JOBS_FOR_EACH_MAX_PARTS)"
+    return None

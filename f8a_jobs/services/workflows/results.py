@@ -51,7 +51,12 @@ def _result_at(run: Results, reference: str) -> Any:
 
 
 def item_kwargs(unit: Unit) -> dict[str, Any]:
-    """A for_each item as kwargs: an object is merged, any other value is ``item``."""
+    """A part's item as kwargs (``part_kwargs``); a whole task has none."""
     if unit.part == WHOLE:
         return {}
-    return unit.item if isinstance(unit.item, dict) else {"item": unit.item}
+    return part_kwargs(unit.item)
+
+
+def part_kwargs(item: Any) -> dict[str, Any]:
+    """A for_each item as kwargs: an object is merged, any other value is ``item``."""
+    return item if isinstance(item, dict) else {"item": item}
