@@ -46,6 +46,17 @@ def test_metrics_count_runs_and_read_the_database(pg_server):
     assert "# TYPE f8a_jobs_run_lateness_seconds histogram" in text
 
 
+def test_a_workflow_run_that_succeeded_counts_its_duration(pg_server):
+    server = pg_server(F8A_JOBS_WORKERS="1").start()
+    tasks = [{"name": "a", "handler": "Sleep", "kwargs": {"seconds": 0.3}}]
+    server.post("/jobs", json={"job_id": "w", "tasks": tasks, "state": "paused"})
+    server.post("/jobs/w/run")
+    workflow = 'f8a_jobs_runs_total{handler="workflow",status="succeeded"}'
+    text = poll(lambda: sample(t := metrics_of(server).text, workflow) == 1.0 and t, timeout=20)
+    assert sample(text, 'f8a_jobs_run_duration_seconds_count{handler="workflow"}') == 1.0
+    assert sample(text, 'f8a_jobs_run_duration_seconds_sum{handler="workflow"}') >= 0.3
+
+
 def test_a_metrics_token_guards_the_metrics_and_not_the_api(pg_server):
     server = pg_server(F8A_JOBS_METRICS_TOKEN="s3cret", F8A_JOBS_WORKERS="1").start()
     assert metrics_of(server).status_code == 401

@@ -22,6 +22,7 @@ from f8a_jobs.services.runs import ClaimedRun
 from f8a_jobs.services.workflows.engine import Start
 from tests.conftest import BROKERS, ROOT, TEST_SETTINGS, poll
 from tests.test_celery import RedisServer
+from tests.test_observability import metrics_of, sample
 from tests.test_workflows import VDK
 
 ENDED = ("succeeded", "failed", "cancelled")
@@ -325,6 +326,72 @@ def test_cancel_revokes_a_run_no_worker_took(remote, tmp_path):
     assert "stale or duplicate message dropped" in worker.log()  # had it come before the revoke
 
 
+def test_runs_and_tries_no_worker_took_show_they_wait_and_count_as_waiting(remote, tmp_path):
+    """A message on a queue no worker listens on: the run (and the try) is not in progress,
+    and says so, in the API and in the metrics; once a worker comes, it runs."""
+    url = BROKERS["redis"]
+    server = remote.server(url)
+    create(server, job_id="plain", handler="Touch", kwargs={"path": str(tmp_path / "run")})
+    create(server, job_id="flow", tasks=[{"name": "a", "handler": "Touch",
+                                          "kwargs": {"path": str(tmp_path / "task")}}])
+    plain, flow = run_now(server, "plain"), run_now(server, "flow")
+    run = poll(lambda: (r := run_of(server, "plain", plain))["status"] == "running" and r)
+    assert run["waiting_for_worker"] is True and run["worker"] is None, run
+
+    def task_sent():
+        run = run_of(server, "flow", flow)
+        return [task["state"] for task in run["tasks"]] == ["running"] and run
+
+    workflow = poll(task_sent)
+    assert workflow["status"] == "running" and workflow["waiting_for_worker"] is False, workflow
+    assert workflow["tasks"][0]["waiting_for_worker"] is True, workflow
+    assert workflow["tasks"][0]["worker"] is None
+    text = metrics_of(server).text
+    assert sample(text, 'f8a_jobs_runs_now{status="waiting"}') == 1.0, text
+    assert sample(text, 'f8a_jobs_runs_now{status="running"}') == 1.0  # the workflow run
+    assert sample(text, 'f8a_jobs_tasks_now{state="waiting"}') == 1.0
+    assert sample(text, 'f8a_jobs_tasks_now{state="running"}') is None
+
+    remote.worker(url)
+    run = poll(lambda: ended(server, "plain", plain), timeout=30)
+    assert run["status"] == "succeeded" and run["worker"] and run["waiting_for_worker"] is False
+    workflow = poll(lambda: ended(server, "flow", flow), timeout=30)
+    assert workflow["tasks"][0]["worker"] and workflow["tasks"][0]["waiting_for_worker"] is False
+    assert sample(metrics_of(server).text, 'f8a_jobs_runs_now{status="waiting"}') == 0.0
+
+
+def test_cancelling_a_workflow_stops_the_tries_no_worker_took(remote, tmp_path):
+    """One worker running one try at a time, four roots sent to it: after a cancel, the try
+    it runs finishes and the three whose messages wait in the broker never execute."""
+    url = BROKERS["rabbitmq"]
+    server = remote.server(url)
+    remote.worker(url, concurrency=1)
+    marks = {name: tmp_path / name for name in "abcd"}
+    create(server, job_id="flow", tasks=[
+        {"name": name, "handler": "Touch", "kwargs": {"path": str(path), "seconds": 3}}
+        for name, path in marks.items()
+    ])
+    run_id = run_now(server, "flow")
+
+    def taken():
+        tasks = run_of(server, "flow", run_id)["tasks"]
+        return len([task for task in tasks if task["state"] == "running"]) == 4 and [
+            task["name"] for task in tasks if task["worker"]]
+
+    first = poll(taken, timeout=30)
+    assert server.post(f"/jobs/flow/runs/{run_id}/cancel").status_code == 202
+    run = poll(lambda: ended(server, "flow", run_id), timeout=30)
+    assert run["status"] == "cancelled", run
+    # The worker's queue is drained once a run sent after the cancel has run (one process,
+    # messages in order): whatever was to execute has executed by then.
+    create(server, job_id="after", handler="Touch", kwargs={"path": str(tmp_path / "after")})
+    later = run_now(server, "after")
+    assert poll(lambda: ended(server, "after", later), timeout=30)["status"] == "succeeded"
+    assert [name for name, path in marks.items() if path.exists()] == first
+    states = {task["name"]: task["state"] for task in run_of(server, "flow", run_id)["tasks"]}
+    assert states == {name: "succeeded" if name in first else "cancelled" for name in marks}
+
+
 def test_a_worker_stopped_with_sigterm_finishes_and_records_what_it_runs(remote, tmp_path):
     """Celery's warm shutdown lets the tries end; their outcomes, handed to the worker's
     writers, are written before it exits: nothing waits for a heartbeat to lapse."""
@@ -383,6 +450,35 @@ def test_a_flow_the_database_refuses_fails_its_task_in_process_too(fresh_pg, ser
     create(server, job_id="flow", max_concurrent=4, tasks=NUL_TASKS)
     run_id = run_now(server, "flow")
     assert_nul_tasks(poll(lambda: ended(server, "flow", run_id), timeout=30))
+
+
+def test_no_worker_takes_a_try_of_a_run_asked_to_cancel(fresh_pg):
+    """The row decides, whatever became of the revoke and before the runner has read the
+    request; the runner then withdraws the tries still in the broker, and only those."""
+    from sqlalchemy import insert, select, update
+
+    from f8a_jobs.services.runs import tasks
+    from f8a_jobs.storage.db import build_engine
+    from f8a_jobs.storage.tables import job_runs, run_tasks
+
+    engine, run_id, now = build_engine(fresh_pg), "r" * 32, utcnow()
+    row = {"run_id": run_id, "part": -1, "state": "running", "tries": 1, "executed": False,
+           "worker": ""}
+    with engine.begin() as connection:
+        connection.execute(insert(job_runs), {"run_id": run_id, "job_id": "flow", "status": "running",
+                                              "trigger": "manual", "scheduled_for": now})
+        connection.execute(insert(run_tasks), [{**row, "task": "taken"}, {**row, "task": "sent"}])
+    with engine.begin() as connection:
+        assert tasks.start_remote(connection, (run_id, "taken", -1), 1, "w:1", now)
+        connection.execute(update(job_runs).values(cancel_requested=True))
+    with engine.begin() as connection:
+        assert not tasks.start_remote(connection, (run_id, "sent", -1), 1, "w:1", now)
+        withdrawn = tasks.withdraw(connection, [run_id], now)
+    with engine.connect() as connection:
+        states = dict(connection.execute(select(run_tasks.c.task, run_tasks.c.state)).all())
+    engine.dispose()
+    assert [(row.task, row.tries) for row in withdrawn] == [("sent", 1)]
+    assert states == {"taken": "running", "sent": "cancelled"}
 
 
 def test_a_report_the_database_refuses_is_replaced_by_a_failed_try(fresh_pg):

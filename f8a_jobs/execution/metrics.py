@@ -4,8 +4,9 @@ scrape time.
 Counted in process (summed over gunicorn's workers: ``prometheus_client``'s multiprocess mode,
 its directory set by ``f8a-jobs serve`` before the workers start): runs that ended by handler
 and status, run durations, lateness of scheduled runs, workflow task transitions, whether a
-process of this server leads. Read from the database when scraped: runs queued and running,
-workflow tasks by state, the outbox backlog, the leader's term and since when it leads.
+process of this server leads. Read from the database when scraped: runs queued, waiting for a
+worker (sent to a broker queue, not taken yet) and running, workflow tasks by state (waiting
+too), the outbox backlog, the leader's term and since when it leads.
 
 ``prometheus_client`` is imported on first use, not at import: it picks its multiprocess mode
 from the environment when it is first imported.
@@ -20,15 +21,18 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, case, func, select
 
-from f8a_jobs.core.states import FlowStatus, RunStatus
+from f8a_jobs.core.states import FlowStatus, RunStatus, TaskState
+from f8a_jobs.services.runs import IN_BROKER
 from f8a_jobs.storage.tables import flow_outbox, job_runs, leadership, run_tasks
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+WAITING = "waiting"  # running in its row, but its message waits in the broker for a worker
+SHOWN = (RunStatus.QUEUED, WAITING, RunStatus.RUNNING)
 
 
 _created: dict[str, Any] = {}
@@ -127,19 +131,21 @@ class DatabaseCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
+        run_status = _waiting_or(job_runs.c.status, RunStatus.RUNNING, job_runs.c.worker)
+        task_state = _waiting_or(run_tasks.c.state, TaskState.RUNNING, run_tasks.c.worker)
         with self.engine.connect() as connection:
             runs = _counts(
                 connection,
-                select(job_runs.c.status, func.count())
+                select(run_status, func.count())
                 .where(job_runs.c.status.in_(ACTIVE))
-                .group_by(job_runs.c.status),
+                .group_by(run_status),
             )
             active = select(job_runs.c.run_id).where(job_runs.c.status == RunStatus.RUNNING)
             tasks = _counts(
                 connection,
-                select(run_tasks.c.state, func.count())
+                select(task_state, func.count())
                 .where(run_tasks.c.run_id.in_(active))
-                .group_by(run_tasks.c.state),
+                .group_by(task_state),
             )
             backlog = connection.execute(
                 select(func.count())
@@ -148,9 +154,9 @@ class DatabaseCollector:
             ).scalar_one()
             term = connection.execute(select(leadership.c.epoch, leadership.c.since)).first()
         by_status = GaugeMetricFamily(
-            "f8a_jobs_runs_now", "Runs queued or running", labels=["status"]
+            "f8a_jobs_runs_now", "Runs queued, waiting for a worker, or running", labels=["status"]
         )
-        for status in ACTIVE:
+        for status in SHOWN:
             by_status.add_metric([status], runs.get(status, 0))
         yield by_status
         by_state = GaugeMetricFamily(
@@ -169,6 +175,13 @@ class DatabaseCollector:
             "When the current leader took over",
             value=since,
         )
+
+
+def _waiting_or(state: Any, running: str, worker: Any) -> ColumnElement[Any]:
+    """A row's state, but ``waiting`` for a running one whose message waits in the broker: no
+    worker took it yet, it is not under way."""
+    sent = (state == running) & (worker == IN_BROKER)
+    return case((sent, WAITING), else_=state).label("state")
 
 
 def _counts(connection: Connection, query: Select[Any]) -> dict[str, int]:

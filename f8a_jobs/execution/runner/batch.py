@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -34,6 +35,7 @@ class Batch:
     updated: dict[UnitId, Unit] = field(default_factory=dict)
     flows: list[dict[str, Any]] = field(default_factory=list)
     ended: list[dict[str, Any]] = field(default_factory=list)
+    began: dict[str, datetime | None] = field(default_factory=dict)  # ended runs' starts
     starts: list[Start] = field(default_factory=list)
     cleanups: list[tuple[str, list[Cleanup]]] = field(default_factory=list)  # by run
 
@@ -75,4 +77,5 @@ def count(batch: Batch) -> None:
     for state, number in states.items():
         metrics.task_changed(state, number)
     for row in batch.ended:
-        metrics.run_ended("", row["status"], None, None)
+        began = batch.began.get(row["run_id"])
+        metrics.run_ended("", row["status"], began, row["finished_at"])

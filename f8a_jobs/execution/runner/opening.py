@@ -41,6 +41,7 @@ def new_run(
         deadline,
         workflow.timeout,
         max_parts,
+        started_at=now,
     )
     run.begin(now)
     return run, graph_json(nodes, workflow)
@@ -89,6 +90,7 @@ def _restored(row: Any, units: list[Unit], now: datetime, max_parts: int) -> Wor
         started + timedelta(seconds=timeout) if timeout else None,
         timeout,
         max_parts,
+        started_at=started,
     )
     run.restore(units, now)
     return run

@@ -30,11 +30,11 @@ from f8a_jobs.execution.runner import batch as batches
 from f8a_jobs.execution.runner import cleanup, opening
 from f8a_jobs.execution.runner.orphans import orphaned_tries
 from f8a_jobs.services import runs
-from f8a_jobs.services.runs import ClaimedRun
+from f8a_jobs.services.runs import ClaimedRun, tasks
 from f8a_jobs.services.workflows.engine import WorkflowRun
 from f8a_jobs.services.workflows.results import resolve_results
 from f8a_jobs.services.workflows.tries import Start, TryClaim, TryOutcome
-from f8a_jobs.storage.fencing import LostLeadership
+from f8a_jobs.storage.fencing import LostLeadership, fence
 
 log = logging.getLogger(__name__)
 # Tries handed over together end together: wait this long for the rest of a burst of outcomes,
@@ -210,16 +210,16 @@ class WorkflowRunner(Loop):
                 continue
             if run_id in errors_of:
                 self._cleaning.discard(run_id)
-                batch.ended.append(self._ended(run, now, errors_of[run_id]))
+                self._end(batch, run, now, errors_of[run_id])
             elif run_id not in self._cleaning:
                 cleanups, problem = self._plan(run)
                 if problem:
-                    batch.ended.append(self._ended(run, now, [problem]))
+                    self._end(batch, run, now, [problem])
                 elif cleanups:
                     self._cleaning.add(run_id)
                     batch.cleanups.append((run_id, cleanups))
                 else:
-                    batch.ended.append(self._ended(run, now, []))
+                    self._end(batch, run, now, [])
 
     @staticmethod
     def _plan(run: WorkflowRun) -> tuple[list[cleanup.Cleanup], str | None]:
@@ -232,18 +232,23 @@ class WorkflowRunner(Loop):
             return [], f"its cleanups could not be planned: {type(error).__name__}: {error}"
 
     @staticmethod
-    def _ended(run: WorkflowRun, now: datetime, cleanup_errors: list[str]) -> dict[str, Any]:
+    def _end(
+        batch: batches.Batch, run: WorkflowRun, now: datetime, cleanup_errors: list[str]
+    ) -> None:
         status, error = run.status()
         if cleanup_errors:
             error = "; ".join(filter(None, [error, *cleanup_errors]))
-        return {
-            "run_id": run.run_id,
-            "job_id": run.job_id,
-            "status": status,
-            "error": error,
-            "result": {"tasks": run.summary()},
-            "finished_at": now,
-        }
+        batch.ended.append(
+            {
+                "run_id": run.run_id,
+                "job_id": run.job_id,
+                "status": status,
+                "error": error,
+                "result": {"tasks": run.summary()},
+                "finished_at": now,
+            }
+        )
+        batch.began[run.run_id] = run.started_at
 
     def _write(self, batch: batches.Batch) -> None:
         if self._connection is None:  # one connection for every write: no checkout, no ping
@@ -301,7 +306,8 @@ class WorkflowRunner(Loop):
         if not self.runs:
             return
         with self.engine.connect() as connection:
-            for run_id in runs.cancel_requested(connection, list(self.runs)):
+            cancelled = runs.cancel_requested(connection, list(self.runs))
+            for run_id in cancelled:
                 self.runs[run_id].cancel(now)
             if time.monotonic() - self._term_started >= self.lease:
                 remote = self.executor.remote
@@ -310,6 +316,18 @@ class WorkflowRunner(Loop):
                 )
                 for run, key, reason in found:
                     run.interrupted(key, reason, now)
+        if cancelled and self.executor.remote:
+            self._withdraw(cancelled, now)
+
+    def _withdraw(self, run_ids: list[str], now: datetime) -> None:
+        """Cancelled runs' tries whose messages no worker took never run: no worker takes a
+        try of a cancelled run, and these end ``cancelled`` (the executor revokes them)."""
+        with self.engine.begin() as connection:
+            fence(connection, self.epoch)  # a term that ended leaves them to the next one
+            withdrawn = tasks.withdraw(connection, run_ids, now)
+        for row in withdrawn:
+            key = (row.task, row.part)
+            self.runs[row.run_id].withdrawn(key, row.tries, tasks.WITHDRAWN, now)
 
     # --- cleanup ------------------------------------------------------------------------------
 

@@ -10,7 +10,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from f8a_jobs.core.policy import BUFFER_ONE, SKIP
@@ -47,7 +59,7 @@ def claim(
     worker: str | None = None,
 ) -> list[ClaimedRun]:
     """Claim up to ``limit`` queued runs, oldest first, skipping rows others are claiming.
-    ``worker``: ``IN_BROKER`` when the executor sends them to remote workers.
+    ``worker``: ``IN_BROKER`` when the executor sends plain runs to remote workers.
 
     A scheduled run whose job was paused, or that waited beyond its misfire grace time, is
     recorded missed instead; a run whose job was deleted goes with it.
@@ -67,7 +79,7 @@ def claim(
     starting = [row for row in rows if row.run_id not in skipped]
     if not starting:
         return []
-    started = _start(connection, [row.run_id for row in starting], epoch, owner, now, worker)
+    started = _start(connection, starting, epoch, owner, now, worker)
     return [
         ClaimedRun(
             row.run_id,
@@ -106,12 +118,13 @@ def _claimable(connection: Connection, limit: int, now: datetime) -> Any:
 
 def _start(
     connection: Connection,
-    run_ids: list[str],
+    rows: list[Any],
     epoch: int,
     owner: str,
     now: datetime,
     worker: str | None,
 ) -> set[str]:
+    run_ids = [row.run_id for row in rows]
     statement = (
         update(job_runs)
         .where(among(connection, job_runs.c.run_id, run_ids), job_runs.c.status == RunStatus.QUEUED)
@@ -123,11 +136,20 @@ def _start(
             heartbeat_at=now,
             tries=func.coalesce(job_runs.c.tries, 0) + 1,
             not_before=None,
-            worker=worker,
+            worker=_worker_shown(rows, worker),
         )
         .returning(job_runs.c.run_id)
     )
     return set(connection.execute(statement).scalars())
+
+
+def _worker_shown(rows: list[Any], worker: str | None) -> Any:
+    """``worker`` for plain runs only: the leader's runner runs a workflow run (its tries go to
+    workers), so a workflow run's row never shows it waits in the broker."""
+    here = [row.run_id for row in rows if row.workflow is not None or row.resumed]
+    if worker is None or not here:
+        return worker
+    return case((job_runs.c.run_id.in_(here), null()), else_=literal(worker))
 
 
 def _next_backfill() -> ColumnElement[bool]:

@@ -30,7 +30,9 @@ def request_cancel(connection: Connection, run_id: str, now: datetime) -> str | 
     ).first()
     if row is None:
         return None
-    waiting = row.status == RunStatus.RUNNING and row.worker == IN_BROKER
+    # A plain run whose message no worker took; a workflow run is the leader's runner's to
+    # stop, whatever its row says of a broker (rows claimed by older versions said "").
+    waiting = row.status == RunStatus.RUNNING and row.worker == IN_BROKER and not row.workflow
     if row.status == RunStatus.QUEUED or waiting:
         connection.execute(
             update(job_runs)

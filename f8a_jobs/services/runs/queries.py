@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, func, select
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import JobNotFound
 from f8a_jobs.core.states import RunStatus
+from f8a_jobs.services.runs.model import IN_BROKER
 from f8a_jobs.services.runs.queue import queue_manual
 from f8a_jobs.services.runs.remove import delete_failed
 from f8a_jobs.storage import wakeups
@@ -101,6 +102,8 @@ def run_json(run: Mapping[Any, Any]) -> dict[str, Any]:
         "tries": run.get("tries"),
         "not_before": iso(run.get("not_before")),
         "worker": run.get("worker") or None,
+        # sent to a worker's queue, no worker took it yet: "running" in the row, not under way
+        "waiting_for_worker": run["status"] == RunStatus.RUNNING and run.get("worker") == IN_BROKER,
     }
 
 

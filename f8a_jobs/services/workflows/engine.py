@@ -129,6 +129,15 @@ class WorkflowRun(RunState):
         self._set(unit, state=READY, ready_at=now, error=reason, owner=None, reported=None)
         self.ready.append(key)
 
+    def withdrawn(self, key: Key, try_number: int, error: str, now: datetime) -> None:
+        """A cancelled run's try that no worker took was withdrawn from the broker: it ends
+        ``cancelled``, never having run (no outcome will come)."""
+        unit = self.units.get(key)
+        if unit is None or unit.state != RUNNING or unit.tries != try_number:
+            return
+        self.running.discard(key)
+        self._settle(unit, CANCELLED, now, error=error)
+
     def tick(self, now: datetime) -> None:
         """Retries whose delay is over become ready; tasks and a run past their time fail."""
         if self.deadline is not None and now >= self.deadline and not self.stopping:

@@ -34,10 +34,12 @@ class RunState:
         deadline: datetime | None,
         timeout: float | None = None,
         max_parts: int = 100_000,
+        started_at: datetime | None = None,
     ) -> None:
         self.run_id = run_id
         self.job_id = job_id
         self.scheduled_for = scheduled_for
+        self.started_at = started_at  # the run's start (its duration's), not a task's
         self.nodes = {node.name: node for node in nodes}
         self.max_concurrent = max_concurrent
         self.deadline = deadline
