@@ -147,6 +147,8 @@ def test_failed_runs_are_listed_with_traceback_and_cleaned(client):
     failed = poll(lambda: client.get("/jobs", params={"job_type": "failed"}).json()["jobs"])
     assert failed[0]["job_id"] == "boom" and failed[0]["error"] == "RuntimeError: kaput"
     assert failed[0]["kwargs"] == {"message": "kaput"} and "RuntimeError" in failed[0]["traceback"]
+    run = client.get(f"/jobs/boom/runs/{failed[0]['run_id']}").json()["run"]
+    assert run["status"] == "failed" and run["traceback"] == failed[0]["traceback"]
     assert client.delete("/jobs/clean-failed").json() == {"removed": 1}
     assert client.get("/jobs", params={"job_type": "failed"}).json()["total"] == 0
 

@@ -160,3 +160,10 @@ def test_a_weekday_that_the_date_does_not_fall_on_is_refused(client):
 
 def test_the_service_starts_without_a_deprecation_warning(api):
     assert "DeprecationWarning" not in api.log_path.read_text(errors="replace")
+
+
+def test_a_method_the_path_lacks_is_a_405_allowing_every_method_it_has(client):
+    refused = client.request("PUT", "/jobs")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, POST, HEAD"
+    assert client.request("DELETE", "/jobs/x/run").headers["allow"] == "POST"

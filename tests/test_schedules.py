@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from f8a_jobs.core.errors import InvalidInput
-from f8a_jobs.core.fields import parse_duration
+from f8a_jobs.core.fields import MAX_DURATION, parse_duration, parse_seconds
 from f8a_jobs.core.schedules import (
     build_trigger,
     describe,
@@ -38,6 +38,27 @@ def test_bad_durations_name_the_field(bad):
     with pytest.raises(InvalidInput) as caught:
         parse_duration(bad, "periodically")
     assert caught.value.field == "periodically"
+
+
+@pytest.mark.parametrize(
+    ("text", "days"),
+    [("1 year", 365), ("2 Years", 730), ("1 month", 30), ("3 mos", 90), ("1 year, 2 months 3 days", 428)],
+)
+def test_durations_in_years_of_365_days_and_months_of_30(text, days):
+    assert parse_duration(text, "periodically") == days * 86400
+    assert parse_seconds(text, "timeout") == days * 86400
+
+
+@pytest.mark.parametrize("bad", ["1 yearly", "years", "1 year soon", MAX_DURATION + 1, 1e300])
+def test_long_durations_past_the_limit_or_unreadable_are_refused(bad):
+    with pytest.raises(InvalidInput, match="periodically: "):
+        parse_duration(bad, "periodically")
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", MAX_DURATION + 1])
+def test_fractional_durations_are_within_the_same_limit(bad):
+    with pytest.raises(InvalidInput, match="retry_delay: "):
+        parse_seconds(bad, "retry_delay", zero=True)
 
 
 def test_when_accepts_iso_8601_with_and_without_offset():

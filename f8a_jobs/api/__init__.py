@@ -17,6 +17,8 @@ from connexion.options import SwaggerUIOptions
 from sqlalchemy import Engine
 
 from f8a_jobs.api import auth, context, errors
+from f8a_jobs.api.allow import AllowHeader, allowed_methods
+from f8a_jobs.api.limits import LimitBodySize
 from f8a_jobs.api.validation import VALIDATORS, RejectControlCharacters
 from f8a_jobs.core.settings import Settings, bundled_path, get_settings, use_settings
 from f8a_jobs.execution import metrics
@@ -58,8 +60,17 @@ def create_app(
         auth.secure(spec, settings.api_tokens),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
         validator_map=VALIDATORS,
+        strict_validation=True,  # an unknown query parameter is a 400, not silently ignored
     )
     app.add_middleware(RejectControlCharacters, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(
+        AllowHeader,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        table=allowed_methods(spec, spec["servers"][0]["url"]),
+    )
+    app.add_middleware(
+        LimitBodySize, position=MiddlewarePosition.BEFORE_EXCEPTION, limit=settings.max_body_bytes
+    )
     errors.register(app)
     app.app.add_url_rule("/metrics", "metrics", _metrics_view(engine, settings.metrics_token))
     return app

@@ -8,6 +8,7 @@ import connexion
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 from sqlalchemy.exc import DataError
+from starlette.responses import JSONResponse
 
 from f8a_jobs.core.errors import F8aJobsError
 
@@ -18,6 +19,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    413: "Content Too Large",
 }
 
 
@@ -42,6 +44,20 @@ def unexpected_error(_request: ConnexionRequest, exc: Exception) -> ConnexionRes
     log.exception("unexpected error", exc_info=exc)
     detail = "internal error; the service log has the details"
     return problem(500, "Internal Server Error", detail, ext={"error": detail})
+
+
+def problem_response(status: int, field: str, detail: str) -> JSONResponse:
+    """The same problem+json, sent by ASGI middleware, which runs outside Connexion's error
+    handlers."""
+    body = {
+        "type": "about:blank",
+        "title": TITLES[status],
+        "status": status,
+        "detail": f"{field}: {detail}",
+        "error": f"{field}: {detail}",
+        "field": field,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
 def register(app: connexion.FlaskApp) -> None:

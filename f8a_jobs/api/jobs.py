@@ -20,19 +20,27 @@ def get_jobs(
     handler: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    full: bool = False,
 ) -> Response:
-    """``failed`` lists failed runs; ``all`` and ``user`` list jobs (failed runs are not jobs)."""
+    """``failed`` lists failed runs; ``all`` and ``user`` list jobs (failed runs are not jobs),
+    summaries unless ``full``."""
     if job_type not in JOB_TYPES:
         raise InvalidInput("job_type", f"{job_type!r} is not one of {', '.join(JOB_TYPES)}")
     if job_type == "failed":
         page, total = runs.list_failed(engine(), limit, offset)
     else:
-        page, total = jobs.list_jobs(engine(), state, handler, limit, offset)
+        page, total = jobs.list_jobs(engine(), state, handler, limit, offset, full)
     return reply({"jobs": page, "jobs_count": len(page), "total": total})
 
 
+def one_job(job: dict[str, Any], status: int = 200) -> Response:
+    """The job, with its revision as the ETag that a PATCH sends back as If-Match."""
+    body, status, headers = reply({"job": job}, status)
+    return body, status, {**headers, "ETag": f'"{job["revision"]}"'}
+
+
 def post_job(body: dict[str, Any]) -> Response:
-    return reply({"job": jobs.create_job(engine(), jobs.parse_job(body))}, 201)
+    return one_job(jobs.create_job(engine(), jobs.parse_job(body)), 201)
 
 
 def post_flow_scheduling(body: dict[str, Any], **schedule: Any) -> Response:
@@ -48,21 +56,22 @@ def post_selective_flow_scheduling(body: dict[str, Any], **schedule: Any) -> Res
 def _post_handler_job(handler: str, kwargs: dict[str, Any], schedule: dict[str, Any]) -> Response:
     """The original endpoints: schedule in the query string, handler kwargs as the body."""
     definition = {**schedule, "handler": handler, "kwargs": kwargs}
-    return reply({"job": jobs.create_job(engine(), jobs.parse_job(definition))}, 201)
+    return one_job(jobs.create_job(engine(), jobs.parse_job(definition)), 201)
 
 
 def get_job(job_id: str) -> Response:
-    return reply({"job": jobs.get_job(engine(), job_id)})
+    return one_job(jobs.get_job(engine(), job_id))
 
 
 def put_job(job_id: str, state: str) -> Response:
-    return reply({"job": jobs.set_job_state(engine(), job_id, state)})
+    return one_job(jobs.set_job_state(engine(), job_id, state))
 
 
 def patch_job(job_id: str, body: dict[str, Any]) -> Response:
-    """Change fields of a job; ``If-Match: <revision>`` (or a ``revision`` field) guards it."""
+    """Change fields of a job; ``If-Match`` (the ETag ``"<revision>"``, or the bare number) or a
+    ``revision`` field guards it."""
     if_match = connexion.request.headers.get("if-match")
-    return reply({"job": jobs.patch_job(engine(), job_id, body, if_match)})
+    return one_job(jobs.patch_job(engine(), job_id, body, if_match))
 
 
 def post_backfill(job_id: str, body: dict[str, Any]) -> Response:

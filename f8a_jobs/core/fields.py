@@ -11,17 +11,29 @@ from pytimeparse import parse as parse_timespan
 from f8a_jobs.core.errors import InvalidInput
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
-CENTURY = 100 * 365 * 86400
+DAY = 86400
+YEAR = 365 * DAY  # a duration counts seconds, not calendar dates: a year is 365 days
+MONTH = 30 * DAY  # and a month 30
+MAX_DURATION = 100 * YEAR  # the longest duration any field takes
+LONGEST = f"{MAX_DURATION / YEAR:g} years"
+# Years and months in front of what pytimeparse reads ("1 year, 2 months 3 days"); it has no
+# units longer than a week.
+LONG_UNITS = re.compile(
+    r"(?:(?P<years>\d+(?:\.\d+)?)\s*(?:y|yrs?|years?)\b\s*[,/]?\s*)?"
+    r"(?:(?P<months>\d+(?:\.\d+)?)\s*(?:mos?|mths?|months?)\b\s*[,/]?\s*)?"
+    r"(?P<rest>.*)",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def parse_duration(value: Any, field: str) -> int:
-    """ "1 week", "5:00:00", "90 seconds" or a number of seconds -> whole seconds (> 0)."""
+    """ "1 week", "5:00:00", "90 seconds", "1 year" or a number of seconds -> whole seconds."""
     if isinstance(value, bool):
         seconds = None
     elif isinstance(value, int | float):
         seconds = value
     elif isinstance(value, str):
-        seconds = parse_timespan(value.strip())
+        seconds = timespan(value.strip())
         if seconds is None and value.strip().isdigit():
             seconds = int(value.strip())
     else:
@@ -31,9 +43,20 @@ def parse_duration(value: Any, field: str) -> int:
             field,
             f"cannot read {value!r} as a duration such as '1 week', '5:00:00' or '90 seconds'",
         )
-    if seconds < 1 or seconds > CENTURY:
-        raise InvalidInput(field, f"{value!r} must be between 1 second and 100 years")
+    if not 1 <= seconds <= MAX_DURATION:
+        raise InvalidInput(field, f"{value!r} is not a duration from 1 second to {LONGEST}")
     return int(seconds)
+
+
+def timespan(text: str) -> float | None:
+    """pytimeparse's seconds, with years (365 days) and months (30 days) read too."""
+    long = LONG_UNITS.fullmatch(text)
+    if long is None or not (long["years"] or long["months"]):
+        return parse_timespan(text)  # type: ignore[no-any-return]
+    rest = parse_timespan(long["rest"]) if long["rest"] else 0
+    if rest is None:
+        return None
+    return float(long["years"] or 0) * YEAR + float(long["months"] or 0) * MONTH + rest
 
 
 def parse_seconds(value: Any, path: str, zero: bool = False) -> float:
@@ -43,12 +66,15 @@ def parse_seconds(value: Any, path: str, zero: bool = False) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip()
-        parsed = parse_timespan(text)
+        parsed = timespan(text)
         seconds = float(parsed) if parsed is not None else _float(text)
-    if seconds is None or seconds < 0 or (seconds == 0 and not zero) or seconds > 3.2e9:
+    if seconds is None:
         raise InvalidInput(
             path, f"cannot read {value!r} as a duration such as '30 seconds', '0.5' or '1:00:00'"
         )
+    if not 0 <= seconds <= MAX_DURATION or (seconds == 0 and not zero):  # NaN is neither
+        shortest = "0 seconds" if zero else "more than 0 seconds"
+        raise InvalidInput(path, f"{value!r} is not a duration from {shortest} to {LONGEST}")
     return seconds
 
 

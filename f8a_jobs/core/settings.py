@@ -65,6 +65,7 @@ class Settings:
     task_queue: str = "f8a-jobs"  # the broker queue of remote runs and tries, unless they say
     remote_in_flight: int = 1000  # remote runs and tries sent and not ended, at most
     remote_resend_after: float = 60.0  # a message no worker took by then is sent again
+    max_body_bytes: int = 2 * 1024 * 1024  # a larger request body is refused (413) unread
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +114,7 @@ class Settings:
             task_queue=get("F8A_JOBS_TASK_QUEUE") or cls.task_queue,
             remote_in_flight=number("REMOTE_IN_FLIGHT", cls.remote_in_flight, int),
             remote_resend_after=number("REMOTE_RESEND_AFTER", cls.remote_resend_after, float),
+            max_body_bytes=number("MAX_BODY_BYTES", cls.max_body_bytes, int),
         )
 
     def __post_init__(self) -> None:
