@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from f8a_jobs.storage import demo
 from f8a_jobs.storage.db import build_engine
 from f8a_jobs.storage.migrate import migrate
-from tests import analytics
 
 QUERY = {
     "table": "analyses",
@@ -40,7 +40,7 @@ def prepare(url: str, rows: int) -> None:
     """``rows`` unfinished analyses, each of its own version, over 1,000 packages."""
     engine = build_engine(url)
     migrate(engine)
-    analytics.metadata.create_all(engine)
+    demo.metadata.create_all(engine)  # the tables only: the rows are made here
     with engine.begin() as connection:
         connection.execute(
             text("INSERT INTO ecosystems SELECT g, 'eco' || g FROM generate_series(1, 3) g")

@@ -1,5 +1,6 @@
 """The run lifecycle on both backends: fire, claim, finish, fencing, poison records, retention."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from f8a_jobs.execution.recording import RunWriter
 from f8a_jobs.execution.relay import Relay
 from f8a_jobs.services import jobs, runs
 from f8a_jobs.services.flows.base import DeliveryFailed, Dispatcher
+from f8a_jobs.services.flows.embedded import EmbeddedDispatcher, summary
 from f8a_jobs.services.flows.outbox import delete_old_flows, flow_row
 from f8a_jobs.services.runs import Fire
 from f8a_jobs.services.runs.queries import list_runs
@@ -226,6 +228,28 @@ def test_the_relay_marks_a_refused_flow_failed_and_delivers_the_rest(engine):
         found = dict(connection.execute(select(flow_outbox.c.arg_index, flow_outbox.c.status)).all())
     assert found == {0: "delivered", 1: "failed", 2: "delivered", 3: "failed", 4: "delivered"}
     assert relay.deliver_batch() == 0
+
+
+def test_the_embedded_dispatcher_logs_one_info_line_per_batch_and_each_flow_at_debug(engine, caplog):
+    add(engine, "many")
+    rows = [flow_row("many", "run-9", n, Flow("bayesianFlow", {"n": n})) for n in range(300)]
+    with engine.begin() as connection:
+        insert_rows(connection, flow_outbox, rows)
+    relay = Relay(engine, EmbeddedDispatcher(), term(engine))
+    with caplog.at_level(logging.DEBUG, logger="f8a_jobs.services.flows.embedded"):
+        assert relay.deliver_batch() == 300
+    lines = [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert [message for level, message in lines if level == logging.INFO] == [
+        "delivered 300 flows (bayesianFlow × 300) of job many, run run-9"
+    ]
+    debug = [message for level, message in lines if level == logging.DEBUG]
+    assert len(debug) == 300 and "{'n': 7}" in debug[7]
+
+
+def test_a_batch_of_many_jobs_is_summed_up_naming_the_first_jobs():
+    rows = [flow_row(f"job-{n % 7}", f"run-{n % 9}", n, Flow("b" if n % 3 else "a", {})) for n in range(30)]
+    assert summary(rows) == "30 flows (a × 10, b × 20) of 7 jobs (job-0, job-1, job-2, job-3, job-4, …), 9 runs"
+    assert summary(rows[:1]) == "1 flow (a × 1) of job job-0, run run-0"
 
 
 def test_retention_deletes_old_finished_runs_but_each_jobs_last_ones(engine):

@@ -1,8 +1,9 @@
+import dataclasses
 import itertools
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.settings import get_settings
@@ -11,6 +12,7 @@ from f8a_jobs.execution.jobstore import JobRowStore
 from f8a_jobs.execution.scheduler import FiringScheduler
 from f8a_jobs.services import jobs, runs
 from f8a_jobs.services.flows import outbox
+from f8a_jobs.services.runs.backfill import backfill
 from f8a_jobs.storage import fencing
 from f8a_jobs.storage.tables import job_runs
 from f8a_jobs.storage.tables import jobs as jobs_table
@@ -200,6 +202,44 @@ def test_overlap_buffer_one_keeps_one_run_waiting_and_starts_it_when_the_current
     scheduler.set_paused(True)
     test_handlers.release.set()
     poll(lambda: [r["status"] for r in runs.list_runs(engine, job_id)[0]].count("succeeded") == 2)
+
+
+@pytest.fixture
+def slow_poll(engine):
+    """A scheduler polling every 5 s: what starts sooner was woken, not found by a poll."""
+    settings = dataclasses.replace(get_settings(), leader_poll_interval=5.0)
+    firing = FiringScheduler(engine, settings, new_term(engine), "test-owner", lambda: None)
+    yield firing
+    test_handlers.release.set()
+    firing.stop()
+    test_handlers.release.clear()
+
+
+def succeeded(engine, job_id):
+    with engine.connect() as connection:
+        query = select(func.count()).where(job_runs.c.job_id == job_id, job_runs.c.status == "succeeded")
+        return connection.execute(query).scalar_one()
+
+
+def test_a_backfill_slot_starts_when_the_previous_one_ends_not_at_the_next_poll(engine, slow_poll):
+    job_id = add(engine, cron="* * * * *", state="paused")
+    slow_poll.start(paused=False)
+    body = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T03:19:00Z"}
+    assert backfill(engine, job_id, body)["queued"] == 200
+    poll(lambda: succeeded(engine, job_id) == 200, timeout=60)  # one slot a poll: 200 × 5 s
+
+
+def test_a_buffered_run_starts_when_the_run_it_waited_for_ends(engine, slow_poll):
+    job_id = add(engine, "Block", {"timeout": 30}, periodically="1 second", overlap="buffer_one")
+    slow_poll.start(paused=False)
+    poll(lambda: [r["status"] for r in runs.list_runs(engine, job_id)[0]].count("queued") == 1, timeout=10)
+    slow_poll.set_paused(True)
+    test_handlers.release.set()
+    done = poll(lambda: (ended := [r for r in runs.list_runs(engine, job_id)[0] if r["status"] == "succeeded"])
+                and len(ended) == 2 and ended)
+    buffered, first = done  # newest first
+    waited = datetime.fromisoformat(buffered["started_at"]) - datetime.fromisoformat(first["finished_at"])
+    assert waited < timedelta(seconds=0.5)
 
 
 def test_overlap_allow_runs_in_parallel_up_to_max_parallel(engine, scheduler):

@@ -8,6 +8,7 @@ The layers themselves (which folder may import which) are import-linter contract
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,3 +226,9 @@ def test_the_write_finder_reads_every_form(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert written_tables(source) == {"jobs", "job_runs", "run_tasks", "leadership", "?"}
+
+
+@pytest.mark.parametrize("module", sorted(path.stem for path in (PACKAGE.parent / "bench").glob("*.py")))
+def test_every_benchmark_module_imports(module: str) -> None:
+    """``make bench`` runs for 20 minutes: a module that no longer imports must fail here."""
+    importlib.import_module(f"bench.{module}")

@@ -202,6 +202,8 @@ class Leadership(Loop):
             log.warning("%s failed (%s)", verb, error)
 
     def _on_local_wakeup(self, topic: str) -> None:
+        if topic not in wakeups.ALL:  # ENDED: the term's scheduler hears it itself
+            return
         with self._topics_lock:
             self._topics.add(topic)
         self._woken.set()

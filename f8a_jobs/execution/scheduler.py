@@ -3,7 +3,9 @@
 APScheduler 3 reads jobs through our job store and hands due run times to ``FireForwarder``;
 each pass ends in one transaction that queues the due runs (``firing``). The executor
 claims queued runs and runs their handlers, the writer records how they ended, and the relay
-delivers their flows. Every part is fenced by the term's epoch.
+delivers their flows. Every part is fenced by the term's epoch. A recorded end that a queued
+run waits for (``wakeups.ENDED``: a backfill's next slot, a buffered run) wakes the claimer at
+once: the next slot starts when the previous one ends, not at the next poll.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class FiringScheduler:
         self.workflows.start()
         self.apscheduler.start(paused=paused)
         self.relay.start()
+        wakeups.subscribe(self._on_local_wakeup)
 
     def threads(self) -> dict[str, threading.Thread | None]:
         threads = {
@@ -123,6 +126,10 @@ class FiringScheduler:
         if wakeups.FLOWS in topics:
             self.relay.wakeup()
 
+    def _on_local_wakeup(self, topic: str) -> None:
+        if topic == wakeups.ENDED:  # one event set on the writer's thread: no query
+            self.executor.wakeup(frozenset({wakeups.RUNS}))
+
     def set_paused(self, paused: bool) -> None:
         if paused and self.apscheduler.state != STATE_PAUSED:
             self.apscheduler.pause()
@@ -139,6 +146,7 @@ class FiringScheduler:
         that has ended.
         """
         _each(
+            ("wake-ups", lambda: wakeups.unsubscribe(self._on_local_wakeup)),
             ("job store", self.store.close),
             ("apscheduler", lambda: self.apscheduler.shutdown(wait=True)),
             ("claiming", self.executor.stop_claiming),

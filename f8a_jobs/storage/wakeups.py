@@ -1,8 +1,8 @@
 """Wake the firing scheduler after a change instead of making it poll.
 
 On PostgreSQL a change sends ``NOTIFY f8a_jobs`` in its own transaction, so every process's
-leader hears it once the change is committed; in-process listeners (SQLite, and the flow relay)
-are called after the commit.
+leader hears it once the change is committed; in-process listeners (SQLite, the flow relay, and
+the firing scheduler for ``ENDED``) are called after the commit.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ FLOWS = "flows"
 RUNS = "runs"
 TASKS = "tasks"  # a remote worker reported how a workflow task's try ended
 ALL = frozenset({JOBS, STATE, FLOWS, RUNS, TASKS})
+# A run ended that a queued run of its job may wait for (a backfill's next slot, a buffered
+# run). Heard in-process only, never NOTIFYed: the leader records the ends of the runs it runs,
+# and its claimer starts the waiting run; a worker's ends wake the leader about RUNS anyway.
+ENDED = "ended"
 
 log = logging.getLogger(__name__)
 _listeners: list[Callable[[str], None]] = []
@@ -58,7 +62,7 @@ def changing(engine: Engine, topic: str | None) -> Iterator[Connection]:
         yield connection
         topics = ({topic} if topic else set()) | take_requested(connection)
         if is_postgresql(engine):
-            for name in sorted(topics):
+            for name in sorted(topics - {ENDED}):
                 connection.execute(
                     text("SELECT pg_notify(:channel, :topic)"), {"channel": CHANNEL, "topic": name}
                 )

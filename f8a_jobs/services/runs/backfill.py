@@ -1,5 +1,6 @@
 """Backfill: a run for every slot of a job's schedule in a range, each with its own
-``scheduled_for`` (and ``rundate``), run one after another, oldest first.
+``scheduled_for`` (and ``rundate``), run one after another, oldest first: a slot's end wakes
+the claimer (``wakeups.ENDED``), so the next starts then, not at the next poll.
 
 As Temporal's backfill, it has a policy of its own: neither ``overlap`` nor the misfire grace
 time skips these runs (``trigger`` says ``backfill``). A slot already backfilled is not queued

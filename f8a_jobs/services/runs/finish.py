@@ -4,7 +4,9 @@ their results and flows; a workflow run's graph and end.
 Only runs still ``running`` under the claim (owner and epoch) that started them change, so
 nobody overwrites a run another term has since failed or run again. A run that ends so may
 pause its job (``pause_on_failure``: the caller does, in the same transaction: jobs are the
-job service's rows) and queues the runs of the jobs that follow it.
+job service's rows) and queues the runs of the jobs that follow it. An end that a queued run
+of the same job waits for (a backfill's next slot, a buffered run) asks for an in-process
+wake-up (``ENDED``) once it commits, so that run starts at once, not at the next poll.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from f8a_jobs.core.states import RunStatus
 from f8a_jobs.services.flows import outbox
 from f8a_jobs.services.runs.model import ERROR_LIMIT, ClaimedRun, Outcome
 from f8a_jobs.services.runs.queue import queue_followers
+from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.bulk import among, update_rows
 from f8a_jobs.storage.tables import job_runs, jobs
 
@@ -41,6 +44,8 @@ def finish(connection: Connection, outcomes: list[Outcome], tolerant: bool = Fal
             returning="run_id",
         )
     )
+    if any(o.run.holds_back and o.run.run_id in recorded for o in outcomes):
+        wakeups.request(connection, wakeups.ENDED)  # a retry too: it waits queued, not running
     ended = [o for o in outcomes if o.run.run_id in recorded and o.retry_at is None]
     queue_followers(connection, [(o.run.job_id, o.status, o.finished_at) for o in ended])
     flows = [
@@ -98,6 +103,8 @@ def finish_workflows(connection: Connection, epoch: int, rows: list[dict[str, An
         )
     )
     ended = [row for row in rows if row["run_id"] in recorded]
+    if ended:  # workflow runs are few: any may be a backfill's slot, or buffer the next run
+        wakeups.request(connection, wakeups.ENDED)
     queue_followers(
         connection, [(row["job_id"], row["status"], row["finished_at"]) for row in ended]
     )

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from f8a_jobs.core.json_values import storable_text
-from f8a_jobs.core.policy import PAUSED_NOTE, RunPolicy
+from f8a_jobs.core.policy import BUFFER_ONE, PAUSED_NOTE, RunPolicy
 from f8a_jobs.core.states import RunStatus, TaskState, Trigger
 from f8a_jobs.storage.tables import job_runs
 
@@ -21,6 +21,7 @@ RUN_COLUMNS = tuple(column.name for column in job_runs.columns)
 Ended = tuple[str, str, datetime]  # a run's job, its final status, when it ended
 # Read once, for the hot loops: an enum member is a class-attribute lookup per use.
 QUEUED, FAILED, SCHEDULE = RunStatus.QUEUED, RunStatus.FAILED, Trigger.SCHEDULE
+BACKFILL = Trigger.BACKFILL
 
 
 def new_run_id() -> str:
@@ -82,6 +83,13 @@ class ClaimedRun:
     policy: dict[str, Any] | None = None  # tries, delays, timeout (core/policy.py)
     tries: int = 1  # this try's number
     trigger: str = Trigger.SCHEDULE  # what queued it
+
+    @property
+    def holds_back(self) -> bool:
+        """Whether a queued run of its job may wait for this one to end (``claim``: a
+        backfill's next slot, a run buffered by ``overlap: buffer_one``), so its end should
+        wake the claimer rather than leave that run to the next poll."""
+        return self.trigger == BACKFILL or (self.policy or {}).get("overlap") == BUFFER_ONE
 
 
 @dataclass
