@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import connexion
@@ -54,9 +55,26 @@ def post_selective_flow_scheduling(body: dict[str, Any], **schedule: Any) -> Res
 
 
 def _post_handler_job(handler: str, kwargs: dict[str, Any], schedule: dict[str, Any]) -> Response:
-    """The original endpoints: schedule in the query string, handler kwargs as the body."""
-    definition = {**schedule, "handler": handler, "kwargs": kwargs}
+    """The original endpoints: the job's other fields in the query string (the same names and
+    errors as ``POST /jobs``), handler kwargs as the body."""
+    definition = {**_decoded(schedule), "handler": handler, "kwargs": kwargs}
     return one_job(jobs.create_job(engine(), jobs.parse_job(definition)), 201)
+
+
+def _decoded(fields: dict[str, Any]) -> dict[str, Any]:
+    """``calendar`` and ``after`` are objects: in a query string, JSON; ``after`` may also be
+    just the other job's id (its successes)."""
+    decoded = dict(fields)
+    for name in ("calendar", "after"):
+        value = decoded.get(name)
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            try:
+                decoded[name] = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise InvalidInput(name, f"not valid JSON: {error}") from None
+    if isinstance(decoded.get("after"), str):
+        decoded["after"] = {"job_id": decoded["after"]}
+    return decoded
 
 
 def get_job(job_id: str) -> Response:
