@@ -22,7 +22,7 @@ from f8a_jobs.core.settings import ROLES, Settings, get_settings, use_settings
 from f8a_jobs.execution import metrics
 from f8a_jobs.execution.server_mark import ServerMark
 from f8a_jobs.services import service_state
-from f8a_jobs.services.flows.dispatchers import make_dispatcher
+from f8a_jobs.services.flows.dispatchers import check_flows_against, make_dispatcher
 from f8a_jobs.services.jobs import delete_job, unreachable_job_ids
 from f8a_jobs.services.jobs.defaults import load_default_jobs
 from f8a_jobs.storage import demo
@@ -105,6 +105,7 @@ def initjobs_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     engine = get_engine(settings.database_url)
     migrate(engine)
+    check_flows_against(settings)
     report = load_default_jobs(engine, directory)
     print(report.summary())
     for error in report.errors:
@@ -156,6 +157,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     migrate(engine)
     if settings.paused:
         service_state.set_state(engine, "paused")
+    check_flows_against(settings)
     load_default_jobs(engine, settings.default_jobs_dir)
     _warn_unreachable(engine)
     engine.dispose()  # workers are forked: each opens its own connections

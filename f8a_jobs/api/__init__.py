@@ -24,6 +24,7 @@ from f8a_jobs.core.settings import Settings, bundled_path, get_settings, use_set
 from f8a_jobs.execution import metrics
 from f8a_jobs.execution.leader import Leadership
 from f8a_jobs.execution.server_mark import ServerMark
+from f8a_jobs.services.flows.dispatchers import check_flows_against
 from f8a_jobs.storage.db import get_engine
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def create_app(
     ``server``: what the server's processes share about which of them leads."""
     settings = settings or get_settings()
     use_settings(settings)
+    check_flows_against(settings)
     engine = get_engine(settings.database_url)
     leadership = Leadership(engine, settings, server) if settings.role != "api" else None
     context.install(engine, leadership)

@@ -20,6 +20,7 @@ TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ROLES = ("all", "api", "scheduler")
+DISPATCHERS = ("embedded", "celery", "selinon")
 
 
 def bundled_path(name: str) -> Path:
@@ -66,6 +67,8 @@ class Settings:
     remote_in_flight: int = 1000  # remote runs and tries sent and not ended, at most
     remote_resend_after: float = 60.0  # a message no worker took by then is sent again
     max_body_bytes: int = 2 * 1024 * 1024  # a larger request body is refused (413) unread
+    flow_dispatcher: str | None = None  # embedded | celery | selinon; None: by broker_url
+    selinon_config: Path | None = None  # the worker fleet's Selinon configuration folder
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,12 +118,24 @@ class Settings:
             remote_in_flight=number("REMOTE_IN_FLIGHT", cls.remote_in_flight, int),
             remote_resend_after=number("REMOTE_RESEND_AFTER", cls.remote_resend_after, float),
             max_body_bytes=number("MAX_BODY_BYTES", cls.max_body_bytes, int),
+            flow_dispatcher=_choice(env, "F8A_JOBS_FLOW_DISPATCHER", "", DISPATCHERS) or None,
+            selinon_config=_path(get("F8A_JOBS_SELINON_CONFIG")),
         )
 
     def __post_init__(self) -> None:
         if self.executor == "celery" and not self.broker_url:
             raise ConfigurationError(
                 "F8A_JOBS_EXECUTOR=celery sends runs through a broker: set F8A_JOBS_BROKER_URL"
+            )
+        if self.flow_dispatcher in ("celery", "selinon") and not self.broker_url:
+            raise ConfigurationError(
+                f"F8A_JOBS_FLOW_DISPATCHER={self.flow_dispatcher} sends flows through a broker: "
+                "set F8A_JOBS_BROKER_URL"
+            )
+        if self.flow_dispatcher == "selinon" and self.selinon_config is None:
+            raise ConfigurationError(
+                "F8A_JOBS_FLOW_DISPATCHER=selinon needs the workers' Selinon configuration: set "
+                "F8A_JOBS_SELINON_CONFIG to its folder (nodes.yml and flows/*.yml)"
             )
 
     @property
@@ -158,6 +173,10 @@ def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(
         f"{name}={raw!r} is not a boolean; use one of {', '.join(TRUE)} or {', '.join(FALSE)}"
     )
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def _choice(

@@ -7,12 +7,35 @@ argument set per matching row, streamed from the database into the outbox in bat
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from f8a_jobs import filters
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.flow import Flow
 from f8a_jobs.handlers.base import BaseHandler
+
+
+class FlowCatalogue(Protocol):
+    """The flows the workers know (``services.flows.selinon``): a job naming another flow, or
+    a task its flow cannot reach, is refused when it is created, not failed when it runs."""
+
+    def check(
+        self,
+        flow_name: str,
+        task_names: list[str] | None,
+        follow_subflows: bool,
+        run_subsequent: bool,
+    ) -> None:
+        """Raise ``InvalidInput`` naming ``kwargs.flow_name`` or ``kwargs.task_names``."""
+
+
+_catalogue: FlowCatalogue | None = None
+
+
+def use_catalogue(catalogue: FlowCatalogue | None) -> None:
+    """Check flow names against ``catalogue`` from now on (None: accept any name)."""
+    global _catalogue
+    _catalogue = catalogue
 
 
 class FlowScheduling(BaseHandler):
@@ -41,6 +64,13 @@ class FlowScheduling(BaseHandler):
             raise InvalidInput("kwargs.flow_name", "must not be empty")
         for index, argument_set in enumerate(kwargs["flow_arguments"]):
             filters.validate(argument_set, f"kwargs.flow_arguments[{index}]")
+        if _catalogue is not None:
+            _catalogue.check(
+                kwargs["flow_name"],
+                kwargs.get("task_names"),
+                bool(kwargs.get("follow_subflows")),
+                bool(kwargs.get("run_subsequent")),
+            )
 
 
 class SelectiveFlowScheduling(FlowScheduling):

@@ -18,7 +18,7 @@ from kombu.exceptions import ContentDisallowed, EncodeError
 
 from f8a_jobs.core.errors import ConfigurationError
 from f8a_jobs.services.flows.base import DeliveryFailed, Dispatcher
-from f8a_jobs.services.flows.outbox import flow_key
+from f8a_jobs.services.flows.outbox import flow_key, task_id
 
 #: Errors about one message, not the broker: sending it again cannot succeed.
 REFUSED = (EncodeError, ContentDisallowed, PreconditionFailed)
@@ -55,6 +55,19 @@ class CeleryDispatcher(Dispatcher):
 
     def _send(self, flow: dict[str, Any], producer: Any) -> None:
         key = flow_key(flow)
+        self.app.send_task(
+            flow["flow_name"],
+            kwargs=flow["arguments"],
+            task_id=task_id(key),
+            queue=self.queue,
+            headers=self._headers(flow, key),
+            producer=producer,
+            retry=False,
+        )
+
+    @staticmethod
+    def _headers(flow: dict[str, Any], key: str) -> dict[str, Any]:
+        """What lets a worker recognise the flow: its key, outbox row, job and run."""
         headers: dict[str, Any] = {
             "f8a_jobs_flow_key": key,
             "f8a_jobs_outbox_id": flow["id"],
@@ -67,15 +80,7 @@ class CeleryDispatcher(Dispatcher):
                 f8a_jobs_run_subsequent=flow["run_subsequent"],
                 f8a_jobs_follow_subflows=flow["follow_subflows"],
             )
-        self.app.send_task(
-            flow["flow_name"],
-            kwargs=flow["arguments"],
-            task_id=f"f8a-jobs-flow-{key}",
-            queue=self.queue,
-            headers=headers,
-            producer=producer,
-            retry=False,
-        )
+        return headers
 
     def close(self) -> None:
         self.app.close()

@@ -96,6 +96,12 @@ def flow_key(flow: dict[str, Any]) -> str:
     return f"{flow['run_id']}-{flow['arg_index']}"
 
 
+def task_id(key: str) -> str:
+    """The id a broker dispatcher sends the flow under: the Celery task id, and with Selinon the
+    flow's dispatcher id (``selinon.Dispatcher``'s task id)."""
+    return f"f8a-jobs-flow-{key}"
+
+
 def list_flows(
     engine: Engine, job_id: str | None, flow_name: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
@@ -119,6 +125,7 @@ def _as_json(row: Any) -> dict[str, Any]:
         "job_id": row["job_id"],
         "run_id": row["run_id"],
         "key": flow_key(row),
+        "task_id": task_id(flow_key(row)),
         "flow_name": row["flow_name"],
         "arguments": row["arguments"],
         "task_names": row["task_names"],
