@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import kombu
 import pytest
 
 from f8a_jobs.storage import demo
-from tests.conftest import BROKERS, ROOT, poll
+from tests.conftest import BROKERS, BROKERS_HOW_TO, ROOT, free_port, poll
 from tests.test_celery import RedisServer
 from tests.test_default_jobs import run_cli
 
@@ -165,11 +168,11 @@ FILTERED = {
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_a_filter_becomes_one_selinon_flow_per_row(backend, db_url, engine, server_factory, tmp_path):
+def test_a_filter_becomes_one_selinon_flow_per_row(backend, broker, db_url, engine, server_factory, tmp_path):
     demo.load(engine)
-    worker = SelinonWorker(redis_db(12), tmp_path)
+    worker = SelinonWorker(broker, tmp_path)
     try:
-        server = server_factory(db_url, F8A_JOBS_BROKER_URL=redis_db(12), **SELINON_ENV).start()
+        server = server_factory(db_url, F8A_JOBS_BROKER_URL=broker, **SELINON_ENV).start()
         assert server.post("/jobs/flow-scheduling", params={"job_id": "rows"}, json=FILTERED).status_code == 201
         lines = poll(lambda: len(found := recorded(worker.record)) >= 4 and found, timeout=60)
         runs = {(line["task"], line["node_args"]["name"], line["node_args"]["version"]) for line in lines}
@@ -179,21 +182,83 @@ def test_a_filter_becomes_one_selinon_flow_per_row(backend, db_url, engine, serv
         worker.stop()
 
 
+class OwnRabbitMQ:
+    """A RabbitMQ server of this test's own (Debian's ``rabbitmq-server``), on free ports in a
+    temporary directory, to stop and start again; its queues survive the restart."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port, dist = free_port(), free_port()
+        self.home = tmp_path / "rabbitmq"
+        self.home.mkdir()
+        (self.home / "plugins").write_text("[].")
+        self.env = {
+            **os.environ,
+            "HOME": str(self.home),
+            "RABBITMQ_NODENAME": f"f8atest{self.port}@localhost",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist),
+            "RABBITMQ_MNESIA_BASE": str(self.home / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.home / "log"),
+            "RABBITMQ_CONFIG_FILE": str(self.home / "none"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.home / "plugins"),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def start(self) -> OwnRabbitMQ:
+        # Debian's /usr/sbin wrapper turns root into the rabbitmq user, who cannot write here
+        debian = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+        server = str(debian) if debian.exists() else shutil.which("rabbitmq-server")
+        if server is None:
+            pytest.fail(f"rabbitmq-server is not installed (needed to stop a broker)\n{BROKERS_HOW_TO}")
+        log = (self.home / "out.log").open("ab")
+        self.process = subprocess.Popen(
+            [server], env=self.env, stdout=log, stderr=log, start_new_session=True
+        )
+        poll(self._accepts, timeout=90, interval=0.5)
+        return self
+
+    def _accepts(self) -> bool:
+        try:
+            with kombu.Connection(self.url, connect_timeout=1) as connection:
+                connection.connect()
+            return True
+        except Exception:
+            return False
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
+class OwnRedis(RedisServer):
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_a_flow_sent_while_the_broker_is_down_runs_once_when_it_returns(backend, db_url, engine, server_factory, tmp_path):
-    redis = RedisServer(tmp_path).start()
-    broker = f"redis://127.0.0.1:{redis.port}/0"
-    worker = SelinonWorker(broker, tmp_path)
+@pytest.mark.parametrize("kind", [OwnRedis, OwnRabbitMQ])
+def test_a_flow_sent_while_the_broker_is_down_runs_once_when_it_returns(
+    backend, kind, db_url, engine, server_factory, tmp_path
+):
+    own = kind(tmp_path).start()
+    worker = SelinonWorker(own.url, tmp_path)
     try:
-        server = server_factory(db_url, F8A_JOBS_WORKERS="1", F8A_JOBS_BROKER_URL=broker, **SELINON_ENV).start()
-        redis.kill()
+        server = server_factory(db_url, F8A_JOBS_WORKERS="1", F8A_JOBS_BROKER_URL=own.url, **SELINON_ENV).start()
+        own.kill()
         job = server.post("/jobs/flow-scheduling", params={"job_id": "outage"}, json=README_FLOWS)
         assert job.status_code == 201, job.text
         poll(lambda: len(server.get("/flows", params={"job_id": "outage"}).json()["flows"]) == 2)
         poll(lambda: "flow delivery failed" in server.log(), timeout=30)  # kept, and tried again
         assert recorded(worker.record) == []
-        redis.start()
-        poll(lambda: len(recorded(worker.record)) >= 4, timeout=90)
+        own.start()
+        poll(lambda: len(recorded(worker.record)) >= 4, timeout=120)
         marker = server.post("/jobs/flow-scheduling", params={"job_id": "marker"}, json=README_FLOWS | {"flow_arguments": [{"name": "m"}]})
         assert marker.status_code == 201
         poll(lambda: any(line["node_args"]["job_id"] == "marker" for line in recorded(worker.record)), timeout=60)
@@ -201,4 +266,4 @@ def test_a_flow_sent_while_the_broker_is_down_runs_once_when_it_returns(backend,
         assert sorted(ran) == sorted((task, name) for task in ("Metadata", "Report") for name in ("serve-static", "net.iharder:base64"))
     finally:
         worker.stop()
-        redis.kill()
+        own.kill()
