@@ -180,6 +180,7 @@ def test_a_filter_becomes_one_selinon_flow_per_row(backend, broker, db_url, engi
         assert runs == {(task, *row) for task in ("Metadata", "Report") for row in rows}
     finally:
         worker.stop()
+        demo.metadata.drop_all(engine)  # the database is this process's for later tests too
 
 
 class OwnRabbitMQ:
