@@ -15,6 +15,7 @@ from typing import Any
 from f8a_jobs.core.errors import InvalidInput
 
 NAME_LIMIT = 255
+DOT_SEGMENTS = (".", "..")  # path steps to every client, never a name
 NAME = re.compile(r"[^\x00-\x1f\x7f/\\]+")
 NAME_RULE = (
     f"1 to {NAME_LIMIT} characters, none of them '/', '\\', or a control character, "
@@ -27,7 +28,7 @@ def is_addressable(value: str) -> bool:
     return (
         0 < len(value) <= NAME_LIMIT
         and NAME.fullmatch(value) is not None
-        and value not in (".", "..")
+        and value not in DOT_SEGMENTS
         and value == value.strip()
     )
 

@@ -12,8 +12,12 @@ Celery dispatcher does.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
+
+from selinon import Config
+from selinon.selective import compute_selective_run
 
 from f8a_jobs.core.errors import ConfigurationError, InvalidInput
 from f8a_jobs.services.flows.celery import CeleryDispatcher
@@ -22,10 +26,11 @@ from f8a_jobs.services.flows.outbox import flow_key, task_id
 DISPATCHER_TASK = "selinon.Dispatcher"
 
 
+@functools.lru_cache(maxsize=1)
 def load_config(folder: Path) -> Any:
     """Selinon's ``Config``, set from ``folder`` laid out as fabric8-analytics-worker lays out
-    its own: ``nodes.yml`` (or ``.yaml``) and ``flows/*.yml`` (or ``*.yaml``)."""
-    from selinon import Config  # loads only when Selinon dispatches
+    its own: ``nodes.yml`` (or ``.yaml``) and ``flows/*.yml`` (or ``*.yaml``). Once per
+    process: the dispatcher and the flow checks share it (Selinon's ``Config`` is global)."""
 
     nodes = [folder / name for name in ("nodes.yml", "nodes.yaml") if (folder / name).is_file()]
     flows = sorted([*folder.glob("flows/*.yml"), *folder.glob("flows/*.yaml")])
@@ -49,8 +54,6 @@ class SelinonDispatcher(CeleryDispatcher):
         super().__init__(broker_url, "", connect_timeout)
 
     def _send(self, flow: dict[str, Any], producer: Any) -> None:
-        from selinon.selective import compute_selective_run
-
         key = flow_key(flow)
         name = flow["flow_name"]
         kwargs: dict[str, Any] = {"flow_name": name, "node_args": flow["arguments"]}
@@ -82,8 +85,6 @@ class SelinonCatalogue:
         follow_subflows: bool,
         run_subsequent: bool,
     ) -> None:
-        from selinon.selective import compute_selective_run
-
         flows = sorted(self.config.dispatcher_queues)
         if flow_name not in self.config.dispatcher_queues:
             raise InvalidInput(

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import DuplicateJob, JobInUse, JobNotFound
-from f8a_jobs.core.names import is_addressable
+from f8a_jobs.core.names import DOT_SEGMENTS
 from f8a_jobs.core.schedules import describe, next_run_time
 from f8a_jobs.core.states import JobState
 from f8a_jobs.services import runs
@@ -162,7 +162,10 @@ def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def unreachable_job_ids(engine: Engine) -> list[str]:
-    """Ids stored before ids were checked that no URL can address (``core/names.py``)."""
+    """Ids stored before ids were checked that no URL can address (``core/names.py``): those
+    with a '/', and '.' and '..'. Found by the database, not by reading every id at start."""
+    query = select(jobs.c.job_id).where(
+        or_(jobs.c.job_id.contains("/", autoescape=True), jobs.c.job_id.in_(DOT_SEGMENTS))
+    )
     with engine.connect() as connection:
-        ids = connection.execute(select(jobs.c.job_id)).scalars()
-        return [job_id for job_id in ids if not is_addressable(job_id)]
+        return list(connection.execute(query).scalars())
