@@ -41,6 +41,17 @@ def storable_text(text: str | None, limit: int) -> str | None:
     return text
 
 
+def storable_line(text: str, limit: int) -> str:
+    """A logged line as a database stores it: NUL shown as ``\\x00``, a lone surrogate (an
+    undecodable byte, ``surrogateescape``'s ``\\udcff``) as its escape, cut to ``limit``."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode()
+    return storable_text(text, limit) or ""
+
+
 def storable_json(value: Any) -> Any:
     """``value`` with NUL characters in its strings (and keys) shown as ``\\x00``."""
     if isinstance(value, str):

@@ -37,6 +37,7 @@ POLICY_KEYS = (
     "max_parallel",
     "misfire_policy",
     "queue",
+    "secret_kwargs",
 )
 SKIP, BUFFER_ONE, ALLOW = "skip", "buffer_one", "allow"  # overlap (skip: misfires too)
 COALESCE, RUN_ALL = "coalesce", "run_all"  # misfire_policy
@@ -86,16 +87,23 @@ class RunPolicy(Retry):
     max_parallel: int = 10
     misfire_policy: str = COALESCE
     queue: str | None = None  # remote execution: the broker queue its runs go to
+    secret_kwargs: tuple[str, ...] = ()  # kwargs whose values logs and errors show as ***
 
     @classmethod
     def of(cls, data: Mapping[str, Any] | None) -> RunPolicy:
         """The policy a job row stores (None: the defaults)."""
-        return cls(**data) if data else DEFAULT
+        if not data:
+            return DEFAULT
+        if "secret_kwargs" in data:
+            data = {**data, "secret_kwargs": tuple(data["secret_kwargs"])}
+        return cls(**data)
 
     def json(self) -> dict[str, Any] | None:
         """The fields that differ from the defaults (None: a job without a policy)."""
         changed = {
-            key: value for key, value in asdict(self).items() if value != getattr(DEFAULT, key)
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in asdict(self).items()
+            if value != getattr(DEFAULT, key)
         }
         return changed or None
 
@@ -132,7 +140,17 @@ def parse_policy(data: Mapping[str, Any], workflow: bool) -> RunPolicy:
         timeout=None if workflow else seconds_or(data.get("timeout"), "timeout", None),
         pause_on_failure=pause,
         queue=None if workflow else queue_name(data.get("queue"), "queue"),
+        secret_kwargs=parse_secret_kwargs(data.get("secret_kwargs")),
     )
+
+
+def parse_secret_kwargs(value: Any) -> tuple[str, ...]:
+    """``secret_kwargs``: names of kwargs (of the job, or of its tasks) to keep secret."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
+        raise InvalidInput("secret_kwargs", "expected a list of kwarg names")
+    return tuple(dict.fromkeys(value))
 
 
 def overlap_refusal(policy: RunPolicy, waiting: int, running: int) -> str | None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote, urlsplit
 
 from f8a_jobs.core.errors import ConfigurationError
 
@@ -69,6 +70,10 @@ class Settings:
     max_body_bytes: int = 2 * 1024 * 1024  # a larger request body is refused (413) unread
     flow_dispatcher: str | None = None  # embedded | celery | selinon; None: by broker_url
     selinon_config: Path | None = None  # the worker fleet's Selinon configuration folder
+    log_max_bytes: int = 1024 * 1024  # a try's captured log: past it, the head and the tail
+    log_buffer_bytes: int = 64 * 1024 * 1024  # captured lines held while the database is away
+    log_flush_interval: float = 1.0  # captured lines are written at least this often
+    log_followers: int = 4  # ?follow=true streams at once per API process (each holds a thread)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +125,10 @@ class Settings:
             max_body_bytes=number("MAX_BODY_BYTES", cls.max_body_bytes, int),
             flow_dispatcher=_choice(env, "F8A_JOBS_FLOW_DISPATCHER", "", DISPATCHERS) or None,
             selinon_config=_path(get("F8A_JOBS_SELINON_CONFIG")),
+            log_max_bytes=number("LOG_MAX_BYTES", cls.log_max_bytes, int),
+            log_buffer_bytes=number("LOG_BUFFER_BYTES", cls.log_buffer_bytes, int),
+            log_flush_interval=number("LOG_FLUSH_INTERVAL", cls.log_flush_interval, float),
+            log_followers=number("LOG_FOLLOWERS", cls.log_followers, int),
         )
 
     def __post_init__(self) -> None:
@@ -139,9 +148,29 @@ class Settings:
             )
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values the service itself keeps secret: its tokens and the passwords in its
+        URLs (captured logs and stored errors show them as ``***``)."""
+        urls = (self.database_url, self.filter_database_url, self.broker_url)
+        passwords = tuple(password for url in urls if (password := url_password(url)))
+        tokens = (*self.api_tokens, *((self.metrics_token,) if self.metrics_token else ()))
+        return tokens + passwords
+
+    @property
     def graceful_timeout(self) -> int:
         """gunicorn's limit for a worker to stop: the hand-over's, plus time to exit."""
         return int(self.shutdown_timeout) + 5
+
+
+def url_password(url: str | None) -> str | None:
+    """The password in ``scheme://user:password@host/…``, decoded, if there is one."""
+    if not url:
+        return None
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def _csv(value: str | None) -> tuple[str, ...]:

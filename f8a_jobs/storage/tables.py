@@ -58,6 +58,7 @@ OWN_TABLES = (
     "flow_outbox",
     "service_state",
     "leadership",
+    "run_logs",
     "alembic_version",
 )
 
@@ -150,6 +151,26 @@ run_tasks = Table(
         postgresql_where=text("reported IS NOT NULL"),
         sqlite_where=text("reported IS NOT NULL"),
     ),
+)
+
+# What handlers logged while a run or a task's try ran (``execution/capture.py``). ``id`` is
+# the order and the API's cursor; ``seq`` numbers a try's records (0: the line saying what was
+# cut from its middle). ``attempt``: NULL for the run's current attempt, N once retried.
+run_logs = Table(
+    "run_logs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("task", String(1024), nullable=False),  # "" for a plain run
+    Column("part", Integer, nullable=False),  # -1: the whole task (or a plain run)
+    Column("try_number", Integer, nullable=False),
+    Column("attempt", Integer, nullable=True),
+    Column("seq", Integer, nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("logger", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_run_logs_try", "run_id", "task", "part", "try_number", "id"),
 )
 
 flow_outbox = Table(

@@ -15,9 +15,9 @@ from f8a_jobs.core.errors import InvalidInput, StaleRevision
 from f8a_jobs.core.policy import RETRY_KEYS
 from f8a_jobs.core.schedules import first_run_time, next_run_time
 from f8a_jobs.core.states import JobState
-from f8a_jobs.services.jobs import store
+from f8a_jobs.services.jobs import secret_kwargs, store
 from f8a_jobs.services.jobs.references import check_references
-from f8a_jobs.services.jobs.service import job_json
+from f8a_jobs.services.jobs.service import job_fields, job_json
 from f8a_jobs.services.jobs.spec import JOB_KEYS, WORKFLOW_KEYS, JobSpec, parse_job
 from f8a_jobs.storage import wakeups
 
@@ -31,7 +31,8 @@ def patch_job(
     """Change any fields of a job, validated as at creation; with ``expected_revision`` (or a
     ``revision`` field) only if nobody changed the job since. The next run is recomputed when
     the schedule or the state changes; a scheduler pass that read the old revision does not
-    overwrite the edit (its writes are guarded by the revision)."""
+    overwrite the edit (its writes are guarded by the revision). A secret kwarg sent back as
+    the ``***`` the API showed keeps its stored value (``secret_kwargs.kept``)."""
     if not isinstance(patch, Mapping):
         raise InvalidInput("body", f"expected an object, got {type(patch).__name__}")
     changes = {key: value for key, value in patch.items() if key != "revision"}
@@ -43,7 +44,8 @@ def patch_job(
         stored = store.locked(connection, job_id)
         if expected is not None and expected != stored["revision"]:
             raise StaleRevision(job_id, expected, stored["revision"])
-        job = parse_job(_merged(stored, changes), now, source=stored["source"])
+        written = secret_kwargs.kept(_merged(stored, changes), stored)
+        job = parse_job(written, now, source=stored["source"])
         rescheduled = any(key in changes for key in TOUCHES_SCHEDULE)
         if not rescheduled:
             job = dataclasses.replace(job, schedule=stored["schedule"])
@@ -71,7 +73,7 @@ def _merged(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, 
     """The job as the API would create it, with ``changes`` applied. Giving one schedule word
     replaces the others; giving ``tasks`` replaces the handler, and the other way round; a
     null removes a field."""
-    base = {key: value for key, value in job_json(stored).items() if key in JOB_KEYS}
+    base = {key: value for key, value in job_fields(stored).items() if key in JOB_KEYS}
     base = {key: value for key, value in base.items() if value is not None}
     if "tasks" in base:
         base.pop("kwargs", None)  # a workflow's kwargs are its tasks'

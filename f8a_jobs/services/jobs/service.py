@@ -20,7 +20,7 @@ from f8a_jobs.core.names import DOT_SEGMENTS
 from f8a_jobs.core.schedules import describe, next_run_time
 from f8a_jobs.core.states import JobState
 from f8a_jobs.services import runs
-from f8a_jobs.services.jobs import store
+from f8a_jobs.services.jobs import secret_kwargs, store
 from f8a_jobs.services.jobs.references import check_references, followers_of, workflows_using
 from f8a_jobs.services.jobs.spec import JobSpec, parse_state
 from f8a_jobs.storage import wakeups
@@ -151,7 +151,13 @@ def job_summary(job: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
-    """A job row as the API shows it."""
+    """A job row as the API shows it: secret kwargs' values read ``***``."""
+    return secret_kwargs.shown(job_fields(job))
+
+
+def job_fields(job: Mapping[Any, Any]) -> dict[str, Any]:
+    """A job row's fields as the API names them, with the values stored: what an edit
+    starts from (``editing``), never shown as it is."""
     return {
         **job_summary(job),
         "kwargs": job["kwargs"],
@@ -159,6 +165,17 @@ def job_json(job: Mapping[Any, Any]) -> dict[str, Any]:
         **(job.get("policy") or {}),
         "misfire_grace_time": job["misfire_grace_time"],
     }
+
+
+def stored_workflow(engine: Engine, job_id: str) -> dict[str, Any] | None:
+    """A job's workflow as stored (None: the job runs a handler), its tasks' kwargs the real
+    ones: a dry run checks with them, and expanding checks them against the handlers."""
+    query = select(jobs.c.workflow).where(jobs.c.job_id == job_id)
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return row.workflow
 
 
 def unreachable_job_ids(engine: Engine) -> list[str]:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import JobNotFound
+from f8a_jobs.core.masking import masked_kwargs
 from f8a_jobs.core.states import RunStatus
 from f8a_jobs.services.runs.model import IN_BROKER
 from f8a_jobs.services.runs.queue import queue_manual
@@ -47,10 +48,12 @@ def _check_job(connection: Connection, job_id: str) -> None:
 def list_failed(
     engine: Engine, limit: int = 100, offset: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
-    """Failed runs, newest first, with what it takes to reproduce them."""
+    """Failed runs, newest first, with what it takes to reproduce them (but secrets: their
+    job's policy says which kwargs are)."""
     failed = job_runs.c.status == RunStatus.FAILED
     page = (
-        select(*SHOWN)
+        select(*SHOWN, jobs.c.policy)
+        .select_from(job_runs.outerjoin(jobs, jobs.c.job_id == job_runs.c.job_id))
         .where(failed)
         .order_by(job_runs.c.scheduled_for.desc())
         .limit(limit)
@@ -108,10 +111,14 @@ def run_json(run: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def failed_json(run: Mapping[Any, Any]) -> dict[str, Any]:
+    """A failed run with its handler and kwargs (each secret one's value ``***``, by the
+    names its job's ``policy`` lists and by the words any secret's name holds)."""
+    listed = (run.get("policy") or {}).get("secret_kwargs", ())
+    kwargs = run["kwargs"]
     return {
         **run_json(run),
         "handler": run["handler"],
-        "kwargs": run["kwargs"],
+        "kwargs": None if kwargs is None else masked_kwargs(kwargs, listed),
         "traceback": run["traceback"],
         "time": iso(run["finished_at"]),
     }

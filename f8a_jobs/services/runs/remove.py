@@ -2,7 +2,7 @@
 
 Retention deletes finished runs older than ``F8A_JOBS_RUN_RETENTION`` days in small batches
 during the leader's housekeeping, but each job keeps its last ``F8A_JOBS_RUN_KEEP_LAST`` runs
-whatever their age. A workflow run's task rows go with it.
+whatever their age. A workflow run's task rows and a run's logs go with it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, select
 
 from f8a_jobs.core.states import FINISHED, RunStatus
+from f8a_jobs.services.runs import logs
 from f8a_jobs.storage.tables import job_runs, run_tasks
 
 BATCH = 500
@@ -22,12 +23,14 @@ def delete_runs(connection: Connection, job_id: str) -> None:
     finds no row), and its flows are dropped."""
     runs = select(job_runs.c.run_id).where(job_runs.c.job_id == job_id)
     connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(runs)))
+    logs.delete_for(connection, runs)
     connection.execute(delete(job_runs).where(job_runs.c.job_id == job_id))
 
 
 def delete_failed(connection: Connection) -> int:
     failed = select(job_runs.c.run_id).where(job_runs.c.status == RunStatus.FAILED)
     connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(failed)))
+    logs.delete_for(connection, failed)
     return connection.execute(
         delete(job_runs).where(job_runs.c.status == RunStatus.FAILED)
     ).rowcount
@@ -58,4 +61,5 @@ def delete_old_runs(connection: Connection, days: float, keep_last: int, now: da
     if run_ids:
         connection.execute(delete(job_runs).where(job_runs.c.run_id.in_(run_ids)))
         connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(run_ids)))
+        logs.delete_for(connection, run_ids)
     return len(run_ids)

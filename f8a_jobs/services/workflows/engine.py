@@ -228,6 +228,7 @@ class WorkflowRun(RunState):
             deadline=now + timedelta(seconds=node.timeout) if node.timeout else None,
             queue=node.queue,
             timeout=node.timeout,
+            secret_kwargs=node.secret_kwargs,
         )
 
     def _split(self, unit: Unit, items: Any, now: datetime) -> None:

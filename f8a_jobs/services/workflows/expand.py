@@ -40,6 +40,7 @@ class JobSource:
     handler: str
     kwargs: dict[str, Any]
     workflow: WorkflowSpec | None
+    secret_kwargs: tuple[str, ...] = ()
 
 
 Lookup = Callable[[str], JobSource | None]
@@ -60,13 +61,20 @@ class Node(Retry):
     team_name: str | None = None
     queue: str | None = None  # remote execution: the broker queue its tries go to
     kind: str = TASK
+    secret_kwargs: tuple[str, ...] = ()  # its job's, and those of the jobs it is inside
 
     def json(self) -> dict[str, Any]:
-        return compact_json(self, Node(self.name, self.job_id), ("name", "job_id"))
+        data = compact_json(self, Node(self.name, self.job_id), ("name", "job_id"))
+        if self.secret_kwargs:
+            data["secret_kwargs"] = list(self.secret_kwargs)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Node:
-        return cls(**{**data, "depends_on": tuple(data.get("depends_on", ()))})
+        secrets = tuple(data.get("secret_kwargs", ()))
+        return cls(
+            **{**data, "depends_on": tuple(data.get("depends_on", ())), "secret_kwargs": secrets}
+        )
 
 
 class JobLoop(InvalidInput):
@@ -77,10 +85,17 @@ class JobLoop(InvalidInput):
         self.chain = chain
 
 
-def expand(job_id: str, workflow: WorkflowSpec, lookup: Lookup, max_tasks: int) -> list[Node]:
+def expand(
+    job_id: str,
+    workflow: WorkflowSpec,
+    lookup: Lookup,
+    max_tasks: int,
+    secrets: tuple[str, ...] = (),
+) -> list[Node]:
     """The graph a run of ``job_id`` runs, every job inside it inlined; ``InvalidInput`` when a
-    job is unknown, loops, or the graph grows beyond ``max_tasks``."""
-    nodes = _expand(job_id, workflow, lookup, (job_id,), "tasks")
+    job is unknown, loops, or the graph grows beyond ``max_tasks``. ``secrets``: the job's
+    ``secret_kwargs``; each node keeps them and those of the jobs inlined into it."""
+    nodes = _expand(job_id, workflow, lookup, (job_id,), "tasks", secrets)
     if len(nodes) > max_tasks:
         raise InvalidInput(
             "tasks",
@@ -91,13 +106,18 @@ def expand(job_id: str, workflow: WorkflowSpec, lookup: Lookup, max_tasks: int) 
 
 
 def _expand(
-    job_id: str, workflow: WorkflowSpec, lookup: Lookup, chain: tuple[str, ...], path: str
+    job_id: str,
+    workflow: WorkflowSpec,
+    lookup: Lookup,
+    chain: tuple[str, ...],
+    path: str,
+    secrets: tuple[str, ...],
 ) -> list[Node]:
     nodes: list[Node] = []
     for index, task in enumerate(workflow.tasks):
         where = f"{path}[{index}]"
         if task.job is None:
-            nodes.append(_node(task, job_id, task.handler, task.kwargs))
+            nodes.append(_node(task, job_id, task.handler, task.kwargs, secrets))
             continue
         source = lookup(task.job)
         if source is None:
@@ -105,22 +125,36 @@ def _expand(
         if source.job_id in chain:
             loop = [*chain[chain.index(source.job_id) :], source.job_id]
             raise JobLoop(f"{where}.job", loop)
+        inner_secrets = tuple(dict.fromkeys((*secrets, *source.secret_kwargs)))
         if source.workflow is None:
             kwargs = {**source.kwargs, **task.kwargs}
             check_kwargs(source.handler, kwargs, task.for_each, where)
-            nodes.append(_node(task, source.job_id, source.handler, kwargs))
+            nodes.append(_node(task, source.job_id, source.handler, kwargs, inner_secrets))
             continue
         if task.kwargs or task.for_each is not None:
             raise InvalidInput(
                 f"{where}.kwargs" if task.kwargs else f"{where}.for_each",
                 f"job {task.job!r} is a workflow: give its tasks their kwargs there",
             )
-        inner = _expand(source.job_id, source.workflow, lookup, (*chain, source.job_id), where)
+        inner = _expand(
+            source.job_id,
+            source.workflow,
+            lookup,
+            (*chain, source.job_id),
+            where,
+            inner_secrets,
+        )
         nodes.extend(_inlined(task, inner))
     return nodes
 
 
-def _node(task: TaskSpec, job_id: str, handler: str | None, kwargs: dict[str, Any]) -> Node:
+def _node(
+    task: TaskSpec,
+    job_id: str,
+    handler: str | None,
+    kwargs: dict[str, Any],
+    secrets: tuple[str, ...],
+) -> Node:
     return Node(
         name=task.name,
         job_id=job_id,
@@ -136,6 +170,7 @@ def _node(task: TaskSpec, job_id: str, handler: str | None, kwargs: dict[str, An
         team_name=task.team_name,
         queue=task.queue,
         kind=TASK if handler else GROUP,
+        secret_kwargs=secrets,
     )
 
 
@@ -202,13 +237,14 @@ def job_lookup(connection: Connection) -> Lookup:
 
     def lookup(job_id: str) -> JobSource | None:
         row = connection.execute(
-            select(jobs.c.job_id, jobs.c.handler, jobs.c.kwargs, jobs.c.workflow).where(
-                jobs.c.job_id == job_id
-            )
+            select(
+                jobs.c.job_id, jobs.c.handler, jobs.c.kwargs, jobs.c.workflow, jobs.c.policy
+            ).where(jobs.c.job_id == job_id)
         ).first()
         if row is None:
             return None
         workflow = WorkflowSpec.from_json(row.workflow) if row.workflow else None
-        return JobSource(row.job_id, row.handler, row.kwargs, workflow)
+        secrets = tuple((row.policy or {}).get("secret_kwargs", ()))
+        return JobSource(row.job_id, row.handler, row.kwargs, workflow, secrets)
 
     return lookup

@@ -20,6 +20,7 @@ from f8a_jobs.core.errors import InvalidInput, RunConflict
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.core.states import DONE, WHOLE, RunStatus
 from f8a_jobs.services import runs
+from f8a_jobs.services.runs import logs as run_logs
 from f8a_jobs.services.runs import tasks
 from f8a_jobs.services.workflows.expand import check_acyclic, expand, graph_json, job_lookup
 from f8a_jobs.services.workflows.queries import get_run, run_row
@@ -51,6 +52,7 @@ def retry_run(engine: Engine, job_id: str, run_id: str, definition: str = "snaps
         else:
             tasks.reset_to_graph(connection, run_id, [node["name"] for node in graph["tasks"]])
         runs.requeue(connection, run_id, [*(row["attempts"] or []), attempt], graph)
+        run_logs.keep_as_attempt(connection, run_id, attempt["attempt"])
     return get_run(engine, job_id, run_id)
 
 
@@ -60,7 +62,8 @@ def _current_graph(connection: Connection, job_id: str) -> dict[str, Any]:
     source = lookup(job_id)
     if source is None or source.workflow is None:
         raise RunConflict(job_id, "the job no longer runs a workflow of tasks")
-    nodes = expand(job_id, source.workflow, lookup, get_settings().workflow_max_tasks)
+    max_tasks = get_settings().workflow_max_tasks
+    nodes = expand(job_id, source.workflow, lookup, max_tasks, source.secret_kwargs)
     check_acyclic(nodes)
     return graph_json(nodes, source.workflow)
 

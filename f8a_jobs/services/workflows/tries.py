@@ -34,6 +34,7 @@ class Start:
     deadline: datetime | None
     queue: str | None = None  # the broker queue of a remote try (None: the default)
     timeout: float | None = None  # the task's timeout (a remote try's time limit)
+    secret_kwargs: tuple[str, ...] = ()  # kwargs whose values its log and error show as ***
 
 
 @dataclass(slots=True)
