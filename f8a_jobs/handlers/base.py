@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -66,6 +67,14 @@ class BaseHandler:
         self.job_id = job_id
         self._engine = engine
         self.run = run
+
+    @property
+    def log(self) -> logging.Logger:
+        """The handler's logger (named after its class): what it logs while a run or a task's
+        try executes is kept with that try (``GET …/runs/{run_id}/logs``), as is anything
+        logged through ``logging`` from the handler's thread."""
+        cls = type(self)
+        return logging.getLogger(f"{cls.__module__}.{cls.__qualname__}")
 
     @property
     def engine(self) -> Engine:

@@ -46,7 +46,13 @@ class FlowScheduling(BaseHandler):
     """
 
     def execute(self, flow_name: str, flow_arguments: list[dict[str, Any]]) -> int:
-        return self.emit_flows(self.flows(flow_name, flow_arguments))
+        return self.emitted(flow_name, self.flows(flow_name, flow_arguments))
+
+    def emitted(self, flow_name: str, flows: Iterator[Flow]) -> int:
+        """Emit ``flows``, and say how many in the run's log."""
+        count = self.emit_flows(flows)
+        self.log.info("%d %s flows emitted", count, flow_name)
+        return count
 
     def flows(
         self, flow_name: str, flow_arguments: list[dict[str, Any]], **options: Any
@@ -95,7 +101,7 @@ class SelectiveFlowScheduling(FlowScheduling):
             run_subsequent=run_subsequent,
             follow_subflows=follow_subflows,
         )
-        return self.emit_flows(flows)
+        return self.emitted(flow_name, flows)
 
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:

@@ -20,10 +20,12 @@ from sqlalchemy.exc import DBAPIError
 from f8a_jobs.core import logs
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.json_values import result_json
-from f8a_jobs.core.states import RunStatus
+from f8a_jobs.core.states import WHOLE, RunStatus
+from f8a_jobs.execution import capture
 from f8a_jobs.execution.context import RunContext
 from f8a_jobs.handlers.registry import get_handler
 from f8a_jobs.services.runs import ClaimedRun, Outcome
+from f8a_jobs.services.runs.logs import PLAIN, TryKey
 from f8a_jobs.services.workflows.tries import TryOutcome
 
 log = logging.getLogger(__name__)
@@ -56,9 +58,17 @@ def hand_over_workflows(claimed: list[ClaimedRun], workflows: Workflows | None) 
 
 def execute_run(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outcome | None:
     """Run ``run``'s handler; the outcome to record, or None when the run recorded itself
-    (it spilled its flows into a transaction of its own). Its log lines name the run."""
+    (it spilled its flows into a transaction of its own). Its log lines name the run, and
+    what its handler logs is kept with its try, secrets masked (as in its error)."""
+    key = TryKey(run.run_id, PLAIN, WHOLE, run.tries)
+    secrets = run.policy.get("secret_kwargs", ()) if run.policy else ()
     with logs.about(job_id=run.job_id, run_id=run.run_id):
-        return _execute(run, engine, max_result_bytes)
+        with capture.capturing(key, run.kwargs, secrets) as try_log:
+            outcome = _execute(run, engine, max_result_bytes)
+    if outcome is not None and outcome.error is not None:
+        outcome.error = try_log.mask(outcome.error)
+        outcome.traceback = try_log.mask(outcome.traceback)
+    return outcome
 
 
 def _execute(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outcome | None:

@@ -88,6 +88,7 @@ def try_message(start: Start) -> dict[str, Any]:
         "kwargs": start.kwargs,
         "deadline": start.deadline.isoformat() if start.deadline else None,
         "timeout": start.timeout,
+        "secret_kwargs": list(start.secret_kwargs),
     }
 
 
@@ -105,6 +106,7 @@ def start_of(message: dict[str, Any]) -> Start:
         kwargs=message["kwargs"],
         deadline=datetime.fromisoformat(deadline) if deadline else None,
         timeout=message.get("timeout"),
+        secret_kwargs=tuple(message.get("secret_kwargs", ())),
     )
 
 

@@ -20,9 +20,11 @@ from f8a_jobs.core import logs
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.json_values import result_json
 from f8a_jobs.core.states import TaskState
+from f8a_jobs.execution import capture
 from f8a_jobs.execution.context import TaskContext
 from f8a_jobs.handlers.base import BaseHandler, check_found
 from f8a_jobs.handlers.registry import get_handler
+from f8a_jobs.services.runs.logs import TryKey
 from f8a_jobs.services.workflows.tries import Start, TryOutcome
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,16 @@ class CheckFailed(Exception):
 
 
 def execute_try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
-    """One try of a task: check, execute, recheck. Its log lines name the run and the task."""
+    """One try of a task: check, execute, recheck. Its log lines name the run and the task;
+    what its handler logs is kept with the try, secrets masked (as in its error)."""
+    key = TryKey(start.run_id, start.task, start.part, start.try_number)
     with logs.about(job_id=start.job_id, run_id=start.run_id, task=start.task):
-        return _try(start, engine, max_result_bytes)
+        with capture.capturing(key, start.kwargs, start.secret_kwargs) as try_log:
+            outcome = _try(start, engine, max_result_bytes)
+    if outcome.error is not None:
+        outcome.error = try_log.mask(outcome.error)
+        outcome.traceback = try_log.mask(outcome.traceback)
+    return outcome
 
 
 def _try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
@@ -57,7 +66,7 @@ def _try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
         if checks:
             _recheck(handler, start.kwargs)
     except Exception as error:
-        log.info("task %r of run %s failed: %s", start.task, start.run_id, error)
+        log.info("task %r of run %s failed", start.task, start.run_id, exc_info=error)
         outcome = _outcome(start, TaskState.FAILED, started, executed)
         outcome.error = f"{type(error).__name__}: {error}"
         outcome.traceback = "".join(traceback.format_exception(error))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,7 @@ from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.policy import RunPolicy
 from f8a_jobs.core.settings import Settings, get_settings
 from f8a_jobs.core.states import TaskState
+from f8a_jobs.execution.capture import StandardStream
 from f8a_jobs.execution.executors.base import execute_run, failed
 from f8a_jobs.execution.executors.messages import (
     RUN_TASK,
@@ -41,6 +43,7 @@ from f8a_jobs.execution.executors.messages import (
 )
 from f8a_jobs.execution.executors.reports import Report, ReportWriter
 from f8a_jobs.execution.executors.tries import execute_try
+from f8a_jobs.execution.log_writer import start_capturing
 from f8a_jobs.execution.loop import Loop
 from f8a_jobs.execution.recording import RunWriter
 from f8a_jobs.handlers.registry import handlers
@@ -75,6 +78,8 @@ class Process:
         self.runs.start()
         self.reports.start()
         self.beats.start()
+        self.logs = start_capturing(self.engine, settings)
+        capture_standard_streams()
 
     def running(self, run_id: str | None = None, key: tasks.TaskKey | None = None) -> None:
         with self._lock:
@@ -98,9 +103,10 @@ class Process:
             self.done(key=report.key)
 
     def close(self) -> None:
-        """Write the outcomes not written yet (the worker stops)."""
+        """Write the outcomes and logs not written yet (the worker stops)."""
         self.runs.stop()
         self.reports.stop()
+        self.logs.stop()
 
     def in_hand(self) -> tuple[list[str], list[tasks.TaskKey]]:
         """The runs and tries this process runs, or holds outcomes of not written yet."""
@@ -130,6 +136,14 @@ class Heartbeats(Loop):
             with self.here.engine.begin() as connection:
                 runs.beat_remote(connection, self.here.name, run_ids, utcnow())
                 tasks.beat_remote(connection, self.here.name, tries, utcnow())
+
+
+def capture_standard_streams() -> None:
+    """``print`` and stderr text of a handler go to its try's log (once a process)."""
+    if not isinstance(sys.stdout, StandardStream):
+        sys.stdout = StandardStream("stdout", sys.stdout, logging.INFO)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, StandardStream):
+        sys.stderr = StandardStream("stderr", sys.stderr, logging.WARNING)  # type: ignore[assignment]
 
 
 _process: Process | None = None

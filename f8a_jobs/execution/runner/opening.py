@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from f8a_jobs.core.policy import RunPolicy
 from f8a_jobs.core.states import RunStatus
 from f8a_jobs.services import runs
 from f8a_jobs.services.runs import ClaimedRun, Unit, tasks
@@ -29,7 +30,8 @@ def new_run(
     stored with it, its roots ready."""
     workflow = WorkflowSpec.from_json(claimed.workflow or {})
     with engine.connect() as connection:
-        nodes = expand(claimed.job_id, workflow, job_lookup(connection), max_tasks)
+        secrets = RunPolicy.of(claimed.policy).secret_kwargs
+        nodes = expand(claimed.job_id, workflow, job_lookup(connection), max_tasks, secrets)
     check_acyclic(nodes)
     deadline = now + timedelta(seconds=workflow.timeout) if workflow.timeout else None
     run = WorkflowRun(
