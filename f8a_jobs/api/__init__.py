@@ -23,6 +23,7 @@ from f8a_jobs.api.validation import VALIDATORS, RejectControlCharacters
 from f8a_jobs.core.settings import Settings, bundled_path, get_settings, use_settings
 from f8a_jobs.execution import metrics
 from f8a_jobs.execution.leader import Leadership
+from f8a_jobs.execution.log_writer import start_capturing
 from f8a_jobs.execution.server_mark import ServerMark
 from f8a_jobs.services.flows.dispatchers import check_flows_against
 from f8a_jobs.storage.db import get_engine
@@ -48,11 +49,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
+        writer = start_capturing(engine, settings) if leadership else None
         if leadership:
             leadership.start()
         yield
         if leadership:
             await asyncio.to_thread(leadership.stop)
+        if writer:
+            await asyncio.to_thread(writer.stop)
 
     spec = yaml.safe_load(bundled_path("swagger.yaml").read_text(encoding="utf-8"))
     if settings.role == "scheduler":

@@ -20,6 +20,7 @@ TITLES = {
     404: "Not Found",
     409: "Conflict",
     413: "Content Too Large",
+    503: "Service Unavailable",
 }
 
 
@@ -31,6 +32,7 @@ def domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionRespons
         TITLES.get(status, "Internal Server Error"),
         error.detail,
         ext={"error": error.detail, "field": error.field},
+        headers={"Retry-After": "5"} if status == 503 else None,
     )
 
 
