@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 import time
 from datetime import datetime
@@ -171,3 +173,45 @@ class Touch(BaseHandler):
             marks_file.write(f"{os.getpid()}\n")
         time.sleep(seconds)
         return value
+
+
+class Chatty(BaseHandler):
+    """Logs ``lines`` lines through ``self.log`` and one through another logger, prints one,
+    writes one to stderr; waits for ``wait_for`` to exist (a test lets it go on); fails its
+    first ``fail_first`` tries (counted in the file ``counter``), or every try with ``fail``,
+    naming ``password`` (which the log and the error must mask)."""
+
+    def execute(
+        self,
+        tag: str = "chatty",
+        lines: int = 3,
+        fail: bool = False,
+        wait_for: str = "",
+        password: str = "",
+        odd: bool = False,
+        say: str = "",
+        fail_first: int = 0,
+        counter: str = "",
+    ) -> int:
+        if say:
+            self.log.info("%s says %s", tag, say)
+        for number in range(lines):
+            self.log.info("%s line %d", tag, number)
+        logging.getLogger("some.library").warning("%s from a library", tag)
+        if odd:  # NUL, and a byte that is not UTF-8 (as surrogateescape decodes it)
+            self.log.warning("%s nul\x00here, bad %s byte", tag, b"\xff".decode(errors="surrogateescape"))
+        print(f"{tag} printed")
+        sys.stderr.write(f"{tag} on stderr\n")
+        if wait_for:
+            deadline = time.monotonic() + 60
+            while not os.path.exists(wait_for) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.log.info("%s went on", tag)
+        if counter:  # tries counted in a file: any process may run the next
+            with open(counter, "a") as marks:
+                marks.write("x")
+            if os.path.getsize(counter) <= fail_first:
+                raise RuntimeError(f"{tag} try {os.path.getsize(counter)} fails")
+        if fail:
+            raise RuntimeError(f"{tag} failed, password {password}")
+        return lines

@@ -17,10 +17,11 @@ from f8a_jobs.services.flows.base import DeliveryFailed, Dispatcher
 from f8a_jobs.services.flows.embedded import EmbeddedDispatcher, summary
 from f8a_jobs.services.flows.outbox import delete_old_flows, flow_row
 from f8a_jobs.services.runs import Fire
+from f8a_jobs.services.runs.logs import TryKey
 from f8a_jobs.services.runs.queries import list_runs
 from f8a_jobs.storage.bulk import insert_rows
 from f8a_jobs.storage.fencing import LostLeadership, begin_term
-from f8a_jobs.storage.tables import flow_outbox, job_runs
+from f8a_jobs.storage.tables import flow_outbox, job_runs, run_logs
 from f8a_jobs.storage.tables import jobs as jobs_table
 
 
@@ -259,12 +260,20 @@ def test_retention_deletes_old_finished_runs_but_each_jobs_last_ones(engine):
         runs.run_row("old", now - timedelta(days=60, hours=n), "succeeded", finished_at=now - timedelta(days=60, hours=n))
         for n in range(8)
     ] + [runs.run_row("old", now - timedelta(hours=n), "succeeded") for n in range(2)]
+    lines = [
+        {**TryKey(row["run_id"], "", -1, 1).columns(), "seq": 1, "ts": now, "level": 20, "logger": "t", "message": "m"}
+        for row in rows
+    ]
     with engine.begin() as connection:
         insert_rows(connection, job_runs, rows)
+        insert_rows(connection, run_logs, lines)
         deleted = runs.delete_old_runs(connection, days=30, keep_last=5, now=now)
     assert deleted == 5  # 10 runs, 8 of them old: the newest 5 stay (2 recent + 3 old)
     remaining = runs_of(engine, "old")
     assert len(remaining) == 5
+    with engine.connect() as connection:  # their logs went with them, the others' stay
+        logged = set(connection.execute(select(run_logs.c.run_id)).scalars())
+    assert logged == {run["run_id"] for run in remaining}
     with engine.begin() as connection:
         assert runs.delete_old_runs(connection, days=30, keep_last=5, now=now) == 0
 

@@ -31,13 +31,13 @@ ENDED = ("succeeded", "failed", "cancelled")
 class RemoteWorker:
     """A real ``f8a-jobs worker`` process (its pool's processes in its own session)."""
 
-    def __init__(self, database_url, broker_url, queues, log_path, concurrency=1, **env):
+    def __init__(self, database_url, broker_url, queues, log_path, concurrency=1, pool="prefork", **env):
         self.log_path, self.broker_url, self.queues = log_path, broker_url, queues
         environment = {**os.environ, **TEST_SETTINGS, "PYTHONPATH": str(ROOT),
                        "F8A_JOBS_DATABASE_URL": database_url, "F8A_JOBS_BROKER_URL": broker_url, **env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "f8a_jobs.cli", "worker", "--queues", queues,
-             "--concurrency", str(concurrency)],
+             "--concurrency", str(concurrency), "--pool", pool],
             env=environment, cwd=ROOT, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -97,9 +97,9 @@ def remote(fresh_pg, server_factory, tmp_path):
             return server_factory(fresh_pg, **settings).start()
 
         @staticmethod
-        def worker(broker_url, queues=queue, concurrency=1, **env):
+        def worker(broker_url, queues=queue, concurrency=1, pool="prefork", **env):
             log_path = tmp_path / f"worker-{len(workers)}.log"
-            workers.append(RemoteWorker(fresh_pg, broker_url, queues, log_path, concurrency, **env))
+            workers.append(RemoteWorker(fresh_pg, broker_url, queues, log_path, concurrency, pool, **env))
             return workers[-1]
 
     yield Remote
@@ -511,3 +511,50 @@ def test_a_report_the_database_refuses_is_replaced_by_a_failed_try(fresh_pg):
     assert reported["bad"]["state"] == "failed" and reported["bad"]["result"] is None
     assert reported["bad"]["error"].startswith("the database refused this try's report")
     assert sorted(report.start.task for report in written) == ["bad", "good"]
+
+
+# --- run logs on workers (issue 20): both pools keep what handlers log, prefork their print and
+# stderr too, and a worker killed mid-try keeps what it logged up to a second before ----------
+
+
+def logs_of(server, job_id, run_id, **params):
+    response = server.get(f"/jobs/{job_id}/runs/{run_id}/logs", params=params)
+    assert response.status_code == 200, response.text
+    return [(record["logger"], record["message"]) for record in response.json()["records"]]
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_a_workers_runs_and_tries_keep_their_logs(remote, pool):
+    server = remote.server(BROKERS["redis"])
+    remote.worker(BROKERS["redis"], pool=pool, concurrency=2)
+    create(server, job_id="plain", handler="Chatty", kwargs={"tag": "P", "fail": True})
+    create(server, job_id="flow", tasks=[{"name": "a", "handler": "Chatty", "kwargs": {"tag": "W"}}])
+    plain, flow = run_now(server, "plain"), run_now(server, "flow")
+    poll(lambda: ended(server, "plain", plain) and ended(server, "flow", flow), timeout=60)
+    shown = logs_of(server, "plain", plain)
+    assert shown[:4] == [("tests.handlers.Chatty", f"P line {n}") for n in range(3)] + [
+        ("some.library", "P from a library")]
+    assert "RuntimeError: P failed" in shown[-1][1]
+    task = logs_of(server, "flow", flow, task="a")
+    assert ("tests.handlers.Chatty", "W line 0") in task
+    # print and stderr: the try's, by the thread that writes them (prefork: one try a process)
+    assert ("stdout", "P printed") in shown and ("stderr", "P on stderr") in shown
+    assert ("stdout", "W printed") in task
+
+
+def test_a_worker_killed_mid_try_keeps_the_lines_it_logged_before(remote, tmp_path):
+    server = remote.server(BROKERS["redis"], F8A_JOBS_RUN_LEASE="4")
+    worker = remote.worker(BROKERS["redis"])
+    never = tmp_path / "never"
+    create(server, job_id="doomed", handler="Chatty", kwargs={"tag": "D", "wait_for": str(never)})
+    run_id = run_now(server, "doomed")
+    # The lines are written while the try runs (within the flush interval, a second)...
+    poll(lambda: len(logs_of(server, "doomed", run_id)) >= 4, timeout=30)
+    before = logs_of(server, "doomed", run_id)
+    worker.kill()  # ...so kill -9 of the worker and its pool loses none of them
+    remote.worker(BROKERS["redis"])
+    poll(lambda: ended(server, "doomed", run_id) or server.get(
+        f"/jobs/doomed/runs/{run_id}").json()["run"]["tries"] > 1, timeout=60)
+    kept = logs_of(server, "doomed", run_id, **{"try": 1})
+    assert kept[: len(before)] == before
+    assert ("tests.handlers.Chatty", "D line 2") in kept

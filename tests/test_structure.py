@@ -25,6 +25,7 @@ OWNERS = {
     "jobs": "f8a_jobs.services.jobs",
     "job_runs": "f8a_jobs.services.runs",
     "run_tasks": "f8a_jobs.services.runs",
+    "run_logs": "f8a_jobs.services.runs",
     "flow_outbox": "f8a_jobs.services.flows.outbox",
     "leadership": "f8a_jobs.storage.fencing",
     "service_state": "f8a_jobs.services.service_state",
