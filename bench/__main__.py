@@ -19,6 +19,7 @@ from bench import (
     canvas,
     dojobber_baseline,
     expansion,
+    logs,
     ours,
     remote,
     workflows,
@@ -50,6 +51,11 @@ def median_of(label: str, measure: Callable[[str, int, int], float]) -> float:
 
 def main() -> int:
     logging.basicConfig(level=logging.ERROR)
+    # The service's default level (handlers' INFO lines are made and kept with their runs),
+    # none of them on the console.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.INFO)
     # Plain APScheduler logs one error per job its last pass cannot submit after shutdown.
     logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
     print(f"bench: PostgreSQL, thread pool of {THREADS} for both schedulers", flush=True)
@@ -165,6 +171,17 @@ def main() -> int:
         flush=True,
     )
 
+    with fresh_database("logs") as url:
+        lg = logs.measure(url)
+    print(
+        f"(8) run logs: a handler logging {logs.LOUD_LINES:,} lines in a loop, captured and "
+        f"written (1 MiB kept) {lg['lines_per_s']:,.0f} lines/s, x{lg['capture_overhead']:.2f} the "
+        f"time of the same logging uncaptured; a short try's end (its last records handed to "
+        f"its outcome's commit) {lg['end_us_quiet']:.1f} us (median of {logs.SMALL_TRIES}), "
+        f"{lg['end_us_beside_loud']:.1f} us beside a try logging in a tight loop",
+        flush=True,
+    )
+
     print(
         f"bench: fire_ratio={our_fires / plain_fires:.2f} e2e_fire_ratio={our_flows / plain_flows:.2f} list_ratio={plain_list / api['list_p50_s']:.0f} "
         f"create_per_s={api['create_per_s']:.0f} late_p99_ms={ticks['late_p99_ms']:.0f} "
@@ -177,7 +194,9 @@ def main() -> int:
         f"remote_fanout_s_2w={rem['two_s']:.2f} remote_ratio={remote_ratio:.2f} "
         f"remote_overhead_ms={rem['overhead_ms']:.1f} "
         f"remote_cpu_s_per_1000={rem['cpu_per_1000_s']:.2f} "
-        f"remote_messages_per_task={rem['messages_per_task']:.2f}"
+        f"remote_messages_per_task={rem['messages_per_task']:.2f} "
+        f"log_lines_per_s={lg['lines_per_s']:.0f} log_capture_overhead={lg['capture_overhead']:.2f} "
+        f"log_end_us={lg['end_us_quiet']:.1f} log_end_us_loud={lg['end_us_beside_loud']:.1f}"
     )
     return 0
 

@@ -63,3 +63,13 @@ def test_each_example_of_the_page_answers_without_an_error(fresh_make_run, page)
         done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"{page}:\n{block}\n--- answered:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
     assert "Traceback" not in fresh_make_run.log()
+
+
+def test_the_readme_tours_filter_run_logged_what_its_rows_made(fresh_make_run):
+    """The README's step 6 shows this line (after its step 5 ran, above)."""
+    runs = fresh_make_run.client.get("/jobs/tour-filter/runs", params={"limit": 1}).json()["runs"]
+    page = fresh_make_run.client.get(f"/jobs/tour-filter/runs/{runs[0]['run_id']}/logs").json()
+    assert [record["message"] for record in page["records"]] == [
+        "2 bayesianFlow flows emitted for the rows of its $filter"
+    ]
+    assert page["records"][0]["logger"] == "f8a_jobs.handlers.flow_scheduling.FlowScheduling"

@@ -5,8 +5,10 @@ by another run's thread at the same moment lands in that run's log, never in thi
 ``logging`` handler on the root logger hands each record made in a marked thread to the try's
 ``TryLog``, which keeps it bounded (``F8A_JOBS_LOG_MAX_BYTES``: the first half and the last
 half are kept, one record says what was cut between them) and with secrets masked. Nothing is
-written here: ``log_writer.LogWriter`` takes what tries hold, at least every second and when
-a try ends, many tries in one commit. A try that logged nothing costs one object and no I/O.
+written here: ``log_writer.LogWriter`` takes what running tries hold, at least every second,
+many tries in one commit; what a try holds when it ends (``TryLog.last``) is committed with
+its outcome, in the transaction that records it, so a try recorded ended has its whole log
+and ending costs no commit of its own. A try that logged nothing costs one object and no I/O.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, TextIO
 
 from f8a_jobs.core.json_values import storable_line
 from f8a_jobs.core.masking import Masker, secret_values
-from f8a_jobs.services.runs.logs import CUT_SEQ, Cut, TryKey
+from f8a_jobs.services.runs.logs import CUT_SEQ, Cut, LastRecords, TryKey
 
 ROW_OVERHEAD = 40  # bytes a record costs beyond its message and logger name
 NOTE_LOGGER = "f8a_jobs.logs"
@@ -65,7 +67,9 @@ class TryLog:
         self._cut_upto = 0  # the newest seq cut, of those taken before
         self._cut_shown = False
         self._partial: dict[str, str] = {}  # print/stderr text not ended by a newline
-        self.ended = threading.Event()  # set once its last records are written (or given up)
+        self._held = False  # the writer took records it has not committed yet
+        self._finished = False  # its last records went with its outcome
+        self.last: LastRecords | None = None  # those, once it ended
 
     def mask(self, text: str | None) -> str | None:
         if self._masker is None:
@@ -113,20 +117,41 @@ class TryLog:
                 self._cut_upto = gone["seq"]
 
     def take(self) -> tuple[list[dict[str, Any]], Cut | None]:
-        """The records not taken yet, and the cut to apply (records taken before that the
-        tail has since left behind, and what the cut record says now)."""
+        """For the writer: the records not taken yet, and the cut to apply (records taken
+        before that the tail has since left behind, and what the cut record says now)."""
         with self._lock:
-            rows, self._new = self._new, []
-            if self._head_last is None:
-                return rows, None
-            if not self._cut_shown:
-                self._cut_shown = True
-                rows.append(self._cut_row())
-            rows.extend(row for row, _ in self._tail if row["seq"] > self._taken_upto)
-            if self._tail:
-                self._taken_upto = self._tail[-1][0]["seq"]
-            cut = Cut(self.key, self._head_last + 1, self._cut_upto, self._note())
+            if self._finished:
+                return [], None
+            rows, cut = self._take()
+            self._held = self._held or bool(rows) or cut is not None
             return rows, cut
+
+    def release(self) -> None:
+        """The writer committed (or gave up) what it took."""
+        with self._lock:
+            self._held = False
+
+    def finish(self) -> LastRecords | None:
+        """At the try's end: its last records, to commit with its outcome; None while the
+        writer holds earlier ones (then the writer writes these too, after them)."""
+        with self._lock:
+            if self._held:
+                return None
+            self._finished = True
+            rows, cut = self._take()
+            return LastRecords(rows, cut)
+
+    def _take(self) -> tuple[list[dict[str, Any]], Cut | None]:
+        rows, self._new = self._new, []
+        if self._head_last is None:
+            return rows, None
+        if not self._cut_shown:
+            self._cut_shown = True
+            rows.append(self._cut_row())
+        rows.extend(row for row, _ in self._tail if row["seq"] > self._taken_upto)
+        if self._tail:
+            self._taken_upto = self._tail[-1][0]["seq"]
+        return rows, Cut(self.key, self._head_last + 1, self._cut_upto, self._note())
 
     def _cut_row(self) -> dict[str, Any]:
         first = self._tail[0][0] if self._tail else None
@@ -172,7 +197,13 @@ class Sink:
     def opened(self, log: TryLog) -> None:
         raise NotImplementedError
 
-    def closed(self, log: TryLog) -> None:
+    def closed(self, log: TryLog) -> LastRecords | None:
+        """The try ended: its last records, for its outcome (None: the sink wrote them)."""
+        raise NotImplementedError
+
+    def write_later(self, last: LastRecords) -> None:
+        """Last records whose outcome is not recorded (the run recorded itself, or ended
+        after its timeout): written on their own."""
         raise NotImplementedError
 
 
@@ -227,8 +258,8 @@ def capturing(
     key: TryKey, kwargs: Mapping[str, Any], secret_kwargs: Iterable[str]
 ) -> Iterator[TryLog]:
     """Mark this thread as running ``key``'s try; its records go to the log yielded (whose
-    ``mask`` masks the try's secrets in any text). On leaving, its last records are written
-    before the try's outcome is recorded."""
+    ``mask`` masks the try's secrets in any text). On leaving, the log's ``last`` holds the
+    records its outcome must be recorded with (``write_later`` those it is not)."""
     log = TryLog(
         key,
         lambda: secret_values(kwargs, secret_kwargs),
@@ -243,7 +274,13 @@ def capturing(
         log.flush_text()
         _current.reset(token)
         if log.opened and _Capture.sink is not None:
-            _Capture.sink.closed(log)
+            log.last = _Capture.sink.closed(log)
+
+
+def write_later(last: LastRecords | None) -> None:
+    """Write ``last`` on its own: no outcome will be recorded with it."""
+    if last is not None and _Capture.sink is not None:
+        _Capture.sink.write_later(last)
 
 
 class StandardStream:

@@ -1,7 +1,8 @@
-"""Writes what tries logged (``capture``): one thread a process, one commit for every try's
-new records, at least every ``F8A_JOBS_LOG_FLUSH_INTERVAL`` seconds and as soon as a try
-ends. A try's executor waits (a few milliseconds, shared with every try ending then) for its
-last records before it records the try's outcome, so a finished run's log is complete.
+"""Writes what running tries logged (``capture``): one thread a process, one commit for
+every try's new records, at least every ``F8A_JOBS_LOG_FLUSH_INTERVAL`` seconds. A try's last
+records go with its outcome, in the commit that records it; only a try that ends while this
+thread holds records of it not yet committed waits (milliseconds) for them to be, and has
+its last records written here, so that a try recorded ended has its whole log.
 
 While the database is unreachable the records wait here, up to ``F8A_JOBS_LOG_BUFFER_BYTES``;
 past that the oldest go, and a record in their try's log says how many. A batch the database
@@ -24,7 +25,7 @@ from f8a_jobs.execution.batches import REFUSALS
 from f8a_jobs.execution.capture import NOTE_LOGGER, ROW_OVERHEAD, Sink, TryLog
 from f8a_jobs.execution.loop import Loop
 from f8a_jobs.services.runs import logs
-from f8a_jobs.services.runs.logs import Cut, TryKey
+from f8a_jobs.services.runs.logs import Cut, LastRecords, TryKey
 
 log = logging.getLogger(__name__)
 CLOSE_WAIT = 5.0  # seconds a try's executor waits for its last records at most
@@ -41,7 +42,9 @@ class LogWriter(Loop, Sink):
         self.buffer_bytes = buffer_bytes
         self._lock = threading.Lock()
         self._open: set[TryLog] = set()
-        self._closing: list[TryLog] = []
+        self._closing: dict[TryLog, threading.Event] = {}  # ended while records were held
+        self._later: list[LastRecords] = []  # last records no outcome is recorded with
+        self._holding: set[TryLog] = set()  # tries whose records are taken, not written
         self._rows: list[dict[str, Any]] = []  # taken, not written yet
         self._bytes = 0
         self._cuts: dict[TryKey, Cut] = {}
@@ -52,13 +55,24 @@ class LogWriter(Loop, Sink):
         with self._lock:
             self._open.add(try_log)
 
-    def closed(self, try_log: TryLog) -> None:
+    def closed(self, try_log: TryLog) -> LastRecords | None:
+        last = try_log.finish()
+        written = None if last is not None else threading.Event()
         with self._lock:
             self._open.discard(try_log)
-            self._closing.append(try_log)
+            if written is not None:
+                self._closing[try_log] = written
+        if written is None:
+            return last
         self.wakeup()
-        if not try_log.ended.wait(CLOSE_WAIT):
+        if not written.wait(CLOSE_WAIT):
             log.warning("the log of %s is not written yet; it will be", try_log.key)
+        return None
+
+    def write_later(self, last: LastRecords) -> None:
+        with self._lock:
+            self._later.append(last)
+        self.wakeup()
 
     def wait_time(self) -> float:
         return self.interval
@@ -66,21 +80,26 @@ class LogWriter(Loop, Sink):
     def step(self) -> None:
         self.pause(0.005)  # tries ending together share the commit
         with self._lock:
-            closing, self._closing = self._closing, []
+            closing, self._closing = self._closing, {}
+            later, self._later = self._later, []
             tries = [*self._open, *closing]
         try:
-            self._take(tries)
+            self._take(tries, later)
             self._write()
         except Exception:
             with self._lock:
-                self._closing[:0] = closing
+                self._closing.update(closing)
             raise
-        for try_log in closing:
-            try_log.ended.set()
+        for written in closing.values():
+            written.set()
 
-    def _take(self, tries: list[TryLog]) -> None:
-        for try_log in tries:
-            rows, cut = try_log.take()
+    def _take(self, tries: list[TryLog], later: list[LastRecords]) -> None:
+        taken: list[tuple[TryLog | None, list[dict[str, Any]], Cut | None]]
+        taken = [(try_log, *try_log.take()) for try_log in tries]
+        taken += [(None, last.rows, last.cut) for last in later]
+        for try_log, rows, cut in taken:
+            if try_log is not None and (rows or cut is not None):
+                self._holding.add(try_log)
             self._rows.extend(rows)
             self._bytes += sum(_size(row) for row in rows)
             if cut is not None:
@@ -109,6 +128,9 @@ class LogWriter(Loop, Sink):
                 "the database refused %d log records; they are dropped: %s", len(rows), refusal
             )
         self._rows, self._bytes, self._cuts, self._dropped = [], 0, {}, {}
+        for try_log in self._holding:
+            try_log.release()
+        self._holding.clear()
 
     def failed(self, error: Exception) -> float:
         self.failures += 1

@@ -18,7 +18,7 @@ from f8a_jobs.execution import metrics
 from f8a_jobs.execution.batches import BatchWriter, refusal_reason
 from f8a_jobs.services import runs
 from f8a_jobs.services.jobs import store as job_store
-from f8a_jobs.services.runs import Outcome
+from f8a_jobs.services.runs import Outcome, logs
 from f8a_jobs.storage import wakeups
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class RunWriter(BatchWriter[Outcome]):
     def write(self, batch: list[Outcome], tolerant: bool) -> None:
         flows = sum(len(outcome.flows) for outcome in batch)
         with wakeups.changing(self.engine, self.topic) as connection:
+            logs.write_last(connection, (outcome.log for outcome in batch))
             recorded = record_outcomes(connection, batch, tolerant)
             if flows:
                 wakeups.request(connection, wakeups.FLOWS)
@@ -77,5 +78,10 @@ def refused(outcome: Outcome, refusal: Exception) -> Outcome:
     if outcome.error:
         error += f"; the run's own error: {outcome.error}"
     return Outcome(
-        outcome.run, RunStatus.FAILED, outcome.finished_at, outcome.started_at, error=error
+        outcome.run,
+        RunStatus.FAILED,
+        outcome.finished_at,
+        outcome.started_at,
+        error=error,
+        log=outcome.log,
     )

@@ -46,12 +46,17 @@ class FlowScheduling(BaseHandler):
     """
 
     def execute(self, flow_name: str, flow_arguments: list[dict[str, Any]]) -> int:
-        return self.emitted(flow_name, self.flows(flow_name, flow_arguments))
+        return self.emitted(flow_name, flow_arguments, self.flows(flow_name, flow_arguments))
 
-    def emitted(self, flow_name: str, flows: Iterator[Flow]) -> int:
-        """Emit ``flows``, and say how many in the run's log."""
+    def emitted(
+        self, flow_name: str, flow_arguments: list[dict[str, Any]], flows: Iterator[Flow]
+    ) -> int:
+        """Emit ``flows``. A run that read a ``$filter`` says in its log how many rows made
+        flows; a plain run does not (its result says as much, and a line costs each of the
+        thousands of runs a burst of jobs makes)."""
         count = self.emit_flows(flows)
-        self.log.info("%d %s flows emitted", count, flow_name)
+        if any(filters.is_filter(argument_set) for argument_set in flow_arguments):
+            self.log.info("%d %s flows emitted for the rows of its $filter", count, flow_name)
         return count
 
     def flows(
@@ -101,7 +106,7 @@ class SelectiveFlowScheduling(FlowScheduling):
             run_subsequent=run_subsequent,
             follow_subflows=follow_subflows,
         )
-        return self.emitted(flow_name, flows)
+        return self.emitted(flow_name, flow_arguments, flows)
 
     @classmethod
     def validate(cls, kwargs: dict[str, Any]) -> None:

@@ -59,13 +59,18 @@ def hand_over_workflows(claimed: list[ClaimedRun], workflows: Workflows | None) 
 def execute_run(run: ClaimedRun, engine: Engine, max_result_bytes: int) -> Outcome | None:
     """Run ``run``'s handler; the outcome to record, or None when the run recorded itself
     (it spilled its flows into a transaction of its own). Its log lines name the run, and
-    what its handler logs is kept with its try, secrets masked (as in its error)."""
+    what its handler logs is kept with its try, secrets masked (as in its error); the last of
+    it is recorded with the outcome."""
     key = TryKey(run.run_id, PLAIN, WHOLE, run.tries)
     secrets = run.policy.get("secret_kwargs", ()) if run.policy else ()
     with logs.about(job_id=run.job_id, run_id=run.run_id):
         with capture.capturing(key, run.kwargs, secrets) as try_log:
             outcome = _execute(run, engine, max_result_bytes)
-    if outcome is not None and outcome.error is not None:
+    if outcome is None:
+        capture.write_later(try_log.last)
+        return None
+    outcome.log = try_log.last
+    if outcome.error is not None:
         outcome.error = try_log.mask(outcome.error)
         outcome.traceback = try_log.mask(outcome.traceback)
     return outcome

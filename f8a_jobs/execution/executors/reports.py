@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from f8a_jobs.core.json_values import storable_json
 from f8a_jobs.core.states import TaskState
 from f8a_jobs.execution.batches import BatchWriter, refusal_reason
-from f8a_jobs.services.runs import tasks
+from f8a_jobs.services.runs import logs, tasks
 from f8a_jobs.services.workflows.tries import Start, TryOutcome
 from f8a_jobs.storage import wakeups
 
@@ -61,6 +61,7 @@ class ReportWriter(BatchWriter[Report]):
         for report in batch:
             by_worker.setdefault(report.worker, []).append(report.row())
         with wakeups.changing(self.engine, wakeups.TASKS) as connection:
+            logs.write_last(connection, (report.outcome.log for report in batch))
             for worker, rows in by_worker.items():
                 tasks.report(connection, worker, rows)
 
@@ -79,6 +80,7 @@ class ReportWriter(BatchWriter[Report]):
         outcome.error = f"the database refused this try's report: {refusal_reason(refusal)}"
         if ended.error:
             outcome.error += f"; the try's own error: {ended.error}"
+        outcome.log = ended.log
         return Report(record.start, outcome, record.worker)
 
 

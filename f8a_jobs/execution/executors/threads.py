@@ -28,7 +28,7 @@ from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.policy import RunPolicy
 from f8a_jobs.core.settings import Settings
 from f8a_jobs.core.states import Trigger
-from f8a_jobs.execution import metrics
+from f8a_jobs.execution import capture, metrics
 from f8a_jobs.execution.executors.base import (
     Workflows,
     execute_run,
@@ -213,6 +213,7 @@ class ThreadExecutor(Loop):
                 log.warning(
                     "run %s of job %s ended after its timeout: ignored", run.run_id, run.job_id
                 )
+                capture.write_later(outcome.log if outcome else None)
             elif outcome is not None:
                 self._record(outcome)
         except Exception:  # execute_run handles the handler's errors; this is ours

@@ -36,11 +36,13 @@ class CheckFailed(Exception):
 
 def execute_try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
     """One try of a task: check, execute, recheck. Its log lines name the run and the task;
-    what its handler logs is kept with the try, secrets masked (as in its error)."""
+    what its handler logs is kept with the try, secrets masked (as in its error); the last of
+    it is recorded with the outcome."""
     key = TryKey(start.run_id, start.task, start.part, start.try_number)
     with logs.about(job_id=start.job_id, run_id=start.run_id, task=start.task):
         with capture.capturing(key, start.kwargs, start.secret_kwargs) as try_log:
             outcome = _try(start, engine, max_result_bytes)
+    outcome.log = try_log.last
     if outcome.error is not None:
         outcome.error = try_log.mask(outcome.error)
         outcome.traceback = try_log.mask(outcome.traceback)

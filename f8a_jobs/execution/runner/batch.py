@@ -1,5 +1,5 @@
 """What one runner step writes, in one transaction fenced by the term's epoch: new graphs,
-task rows, flows of successful tasks and ended runs (pausing their jobs as they ask). Only
+task rows, flows of successful tasks, the last records of ended tries and ended runs (pausing their jobs as they ask). Only
 after that commit are the tries it started handed to the executor, so a try that runs is
 always a row that says so."""
 
@@ -17,7 +17,8 @@ from f8a_jobs.execution.runner.cleanup import Cleanup
 from f8a_jobs.services import runs
 from f8a_jobs.services.flows import outbox
 from f8a_jobs.services.jobs import store as job_store
-from f8a_jobs.services.runs import ClaimedRun, Unit, tasks
+from f8a_jobs.services.runs import ClaimedRun, Unit, logs, tasks
+from f8a_jobs.services.runs.logs import LastRecords
 from f8a_jobs.services.workflows.engine import WorkflowRun
 from f8a_jobs.services.workflows.tries import Start
 from f8a_jobs.storage import wakeups
@@ -34,6 +35,7 @@ class Batch:
     inserted: dict[UnitId, Unit] = field(default_factory=dict)
     updated: dict[UnitId, Unit] = field(default_factory=dict)
     flows: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[LastRecords] = field(default_factory=list)  # the tries' last records
     ended: list[dict[str, Any]] = field(default_factory=list)
     began: dict[str, datetime | None] = field(default_factory=dict)  # ended runs' starts
     starts: list[Start] = field(default_factory=list)
@@ -66,6 +68,7 @@ def write(connection: Connection, epoch: int, batch: Batch) -> None:
             runs.record_graph(connection, claimed_run, graph)
         tasks.write_units(connection, list(batch.inserted.values()), list(batch.updated.values()))
         outbox.insert(connection, batch.flows, tolerant=True)
+        logs.write_last(connection, batch.logs)
         job_store.pause(connection, runs.finish_workflows(connection, epoch, batch.ended))
     wakeups.publish_requested(connection)
     count(batch)

@@ -149,6 +149,8 @@ class WorkflowRunner(Loop):
         for claimed_run in claimed:
             self._open(claimed_run, batch, now)
         for outcome in outcomes:
+            if outcome.log is not None:
+                batch.logs.append(outcome.log)
             run = self.runs.get(outcome.run_id)
             if run is not None and run.finished(outcome, now):
                 if outcome.state == TaskState.SUCCEEDED:
@@ -161,7 +163,7 @@ class WorkflowRunner(Loop):
         self._end_runs(batch, cleaned, now)
         for run in self.runs.values():
             batch.collect(run)
-        if not batch.empty or batch.flows:
+        if not batch.empty or batch.flows or batch.logs:
             self._write(batch)
         self._batch = batches.Batch()
         self._after(batch)

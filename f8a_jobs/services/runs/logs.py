@@ -51,6 +51,28 @@ class Cut:
     note: str
 
 
+@dataclass(slots=True)
+class LastRecords:
+    """A try's records not written when it ended: committed with its outcome, in the same
+    transaction, so a try recorded ended has its whole log."""
+
+    rows: list[dict[str, Any]]
+    cut: Cut | None
+
+
+def write_last(connection: Connection, lasts: Iterable[LastRecords | None]) -> None:
+    """The last records of tries whose outcomes this transaction records."""
+    rows: list[dict[str, Any]] = []
+    cuts: list[Cut] = []
+    for last in lasts:
+        if last is not None:
+            rows.extend(last.rows)
+            if last.cut is not None:
+                cuts.append(last.cut)
+    if rows or cuts:
+        write(connection, rows, cuts)
+
+
 def write(connection: Connection, rows: list[dict[str, Any]], cuts: Iterable[Cut]) -> None:
     """Insert new records (cut records among them, the first time) and apply the cuts."""
     insert_rows(connection, run_logs, rows)

@@ -12,6 +12,7 @@ from typing import Any
 from f8a_jobs.core.json_values import storable_text
 from f8a_jobs.core.policy import BUFFER_ONE, PAUSED_NOTE, RunPolicy
 from f8a_jobs.core.states import RunStatus, TaskState, Trigger
+from f8a_jobs.services.runs.logs import LastRecords
 from f8a_jobs.storage.tables import job_runs
 
 IN_BROKER = ""  # a remote run's (or try's) worker while its message waits in the broker
@@ -104,6 +105,7 @@ class Outcome:
     error: str | None = None
     traceback: str | None = None
     flows: list[dict[str, Any]] = field(default_factory=list)
+    log: LastRecords | None = None  # its try's records not written yet: written with it
 
     @property
     def retry_at(self) -> datetime | None:

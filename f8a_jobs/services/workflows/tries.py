@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the engine, a pure core, handles outcomes without their records
+    from f8a_jobs.services.runs.logs import LastRecords
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,4 @@ class TryOutcome:
     traceback: str | None = None
     flows: list[dict[str, Any]] = field(default_factory=list)
     worker: str | None = None  # the remote worker that ran it
+    log: LastRecords | None = None  # the try's records not written yet: written with it
