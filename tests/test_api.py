@@ -360,6 +360,7 @@ def test_a_handler_gets_the_rundate_in_the_calendars_zone_with_its_offset(client
 
 def test_patch_changes_fields_revalidates_and_reschedules(client):
     created = client.post("/jobs", json={"job_id": "edit", "handler": "Noop", "periodically": "1 hour"}).json()["job"]
+    poll(lambda: client.get("/jobs/edit").json()["job"]["last_run"])  # its first run, at once, recorded
     patched = client.patch("/jobs/edit", json={"cron": "0 3 * * *", "timezone": "Europe/Paris"})
     assert patched.status_code == 200, patched.text
     job = patched.json()["job"]

@@ -169,6 +169,7 @@ def test_a_workflows_tasks_have_their_own_logs_and_a_retried_task_one_per_try(cl
     first = records(client, "flow", run_id, task="b", **{"try": 1})
     assert {record["try"] for record in first["records"]} == {1}
     assert "B try 1 fails" in messages(first)[-1]  # the exception of the failed try, in its log
+    assert first["records"][-1]["level"] == "ERROR"
     everything = records(client, "flow", run_id)  # every task, each at its latest try
     assert {(r["task"], r["try"]) for r in everything["records"]} == {("a", 1), ("b", 2), ("c", 1)}
 

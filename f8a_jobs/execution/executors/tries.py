@@ -68,7 +68,7 @@ def _try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
         if checks:
             _recheck(handler, start.kwargs)
     except Exception as error:
-        log.info("task %r of run %s failed", start.task, start.run_id, exc_info=error)
+        log.error("task %r of run %s failed", start.task, start.run_id, exc_info=error)
         outcome = _outcome(start, TaskState.FAILED, started, executed)
         outcome.error = f"{type(error).__name__}: {error}"
         outcome.traceback = "".join(traceback.format_exception(error))
