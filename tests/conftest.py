@@ -283,8 +283,11 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 
 @contextmanager
-def module_server(backend: str, tmp: Path, config: pytest.Config, prepare: Callable[[Engine], Any] | None = None) -> Iterator[Server]:
-    """One server for a whole test module, on an empty migrated database of ``backend``."""
+def module_server(
+    backend: str, tmp: Path, config: pytest.Config, prepare: Callable[[Engine], Any] | None = None, **env: str
+) -> Iterator[Server]:
+    """One server for a whole test module, on an empty migrated database of ``backend`` (``env``:
+    its settings beyond one worker)."""
     url = f"sqlite:///{tmp / 'jobs.db'}" if backend == "sqlite" else str(config.f8a_pg_url)  # type: ignore[attr-defined]
     engine = build_engine(url)
     migrate(engine)
@@ -292,7 +295,10 @@ def module_server(backend: str, tmp: Path, config: pytest.Config, prepare: Calla
     if prepare:
         prepare(engine)
     (tmp / "defaults").mkdir()
-    server = Server(url, tmp / "defaults", tmp / "server.log", F8A_JOBS_WORKERS="1").start()
+    server = Server(url, tmp / "defaults", tmp / "server.log", **{"F8A_JOBS_WORKERS": "1", **env})
+    if "F8A_JOBS_API_TOKENS" in env:
+        server.client.headers["Authorization"] = f"Bearer {env['F8A_JOBS_API_TOKENS'].split(',')[0]}"
+    server.start()
     server.engine = engine  # type: ignore[attr-defined]
     try:
         yield server

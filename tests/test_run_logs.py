@@ -8,10 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from f8a_jobs.storage.db import build_engine
-from f8a_jobs.storage.migrate import migrate
 from f8a_jobs.storage.tables import run_logs
-from tests.conftest import Server, poll, wipe
+from tests.conftest import module_server, poll, wipe
 
 TOKEN = "a-service-token-0123"
 MAX_BYTES = 64 * 1024
@@ -21,21 +19,9 @@ ENDED = ("succeeded", "failed", "cancelled")
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api(request, tmp_path_factory, pytestconfig):
     tmp = tmp_path_factory.mktemp(f"run-logs-{request.param}")
-    url = f"sqlite:///{tmp / 'jobs.db'}" if request.param == "sqlite" else str(pytestconfig.f8a_pg_url)
-    engine = build_engine(url)
-    migrate(engine)
-    wipe(engine)
-    (tmp / "defaults").mkdir()
-    env = {"F8A_JOBS_WORKERS": "1", "F8A_JOBS_API_TOKENS": TOKEN, "F8A_JOBS_LOG_MAX_BYTES": str(MAX_BYTES)}
-    server = Server(url, tmp / "defaults", tmp / "server.log", **env)
-    server.client.headers["Authorization"] = f"Bearer {TOKEN}"
-    server.start()
-    server.engine = engine
-    try:
+    env = {"F8A_JOBS_API_TOKENS": TOKEN, "F8A_JOBS_LOG_MAX_BYTES": str(MAX_BYTES)}
+    with module_server(request.param, tmp, pytestconfig, **env) as server:
         yield server
-    finally:
-        server.stop()
-        engine.dispose()
 
 
 @pytest.fixture

@@ -86,11 +86,7 @@ class TryLog:
             "logger": logger[:255],
             "message": message,
         }
-        size = (
-            ROW_OVERHEAD
-            + len(logger)
-            + (len(message) if message.isascii() else len(message.encode()))
-        )
+        size = record_size(logger, message)
         with self._lock:
             self._seq += 1
             row["seq"] = self._seq
@@ -189,6 +185,12 @@ class TryLog:
     @property
     def opened(self) -> bool:
         return self._seq > 0
+
+
+def record_size(logger: str, message: str) -> int:
+    """The bytes a record counts against the bounds (a try's, the writer's buffer)."""
+    text = len(message) if message.isascii() else len(message.encode())
+    return ROW_OVERHEAD + len(logger) + text
 
 
 class Sink:

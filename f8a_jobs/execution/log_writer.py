@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from f8a_jobs.core.settings import Settings
 from f8a_jobs.execution import capture
 from f8a_jobs.execution.batches import REFUSALS
-from f8a_jobs.execution.capture import NOTE_LOGGER, ROW_OVERHEAD, Sink, TryLog
+from f8a_jobs.execution.capture import NOTE_LOGGER, Sink, TryLog, record_size
 from f8a_jobs.execution.loop import Loop
 from f8a_jobs.services.runs import logs
 from f8a_jobs.services.runs.logs import Cut, LastRecords, TryKey
@@ -147,7 +147,7 @@ class LogWriter(Loop, Sink):
 
 
 def _size(row: dict[str, Any]) -> int:
-    return ROW_OVERHEAD + len(row["logger"]) + len(row["message"])
+    return record_size(row["logger"], row["message"])
 
 
 def _key(row: dict[str, Any]) -> TryKey:

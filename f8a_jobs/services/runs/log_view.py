@@ -3,8 +3,8 @@ come (the try still runs).
 
 ``try`` defaults to the latest: the run's own try count for a plain run, each task part's for
 a workflow. A try has ended when its run has finished, when a later try started, or when its
-row no longer runs it (it failed and waits for the next). The capturing process writes a try's
-last records before its outcome, so once a try has ended, its log is complete.
+row no longer runs it (it failed and waits for the next). A try's last records are committed
+with its outcome, so once a try has ended, its log is complete.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ class TaskNotFound(F8aJobsError):
 class Page:
     records: list[dict[str, Any]]
     next: str | None  # None: the try ended and every record was read
-    ended: bool
     cursors: list[str]  # each record's: the page after it starts there
 
 
@@ -50,7 +49,7 @@ def read(engine: Engine, job_id: str, query: Query) -> Page:
     more = len(rows) == query.limit or not ended
     cursor = str(rows[-1]["id"]) if rows else str(query.after)
     cursors = [str(row["id"]) for row in rows]
-    return Page(records, cursor if more else None, ended and len(rows) < query.limit, cursors)
+    return Page(records, cursor if more else None, cursors)
 
 
 def after(query: Query, cursor: str | None) -> Query:
