@@ -97,7 +97,7 @@ def run_ours(url: str, limit: int) -> int:
     create_job(engine, job)  # as stored; validating it is not what is measured
     with engine.begin() as connection:
         epoch = begin_term(connection, "bench", utcnow())
-        runs.queue_manual(connection, job.job_id, utcnow())
+        runs.queue_manual(connection, job.job_id, utcnow(), "user:bench")
         (run,) = runs.claim(connection, epoch, "bench", 1, utcnow())
     outcome = execute_run(run, engine, 65536)
     if outcome is not None:  # not spilled: a small result, recorded here

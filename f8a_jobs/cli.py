@@ -1,9 +1,10 @@
 """``f8a-jobs serve [--role all|api|scheduler] | worker [--queues] [--concurrency] | migrate |
-initjobs | demo``."""
+initjobs | delete-job | hash-token | demo``."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import logging
 import os
@@ -84,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("job_id", help="the job's id, exactly as stored")
     delete.set_defaults(command=delete_job_command)
+    hash_token = commands.add_parser(
+        "hash-token", help="print a token's SHA-256 digest, as the users file keeps it"
+    )
+    hash_token.add_argument(
+        "token", nargs="?", help="the token (default: read from standard input, unechoed)"
+    )
+    hash_token.set_defaults(command=hash_token_command)
     commands.add_parser(
         "demo", help="create the fabric8-analytics demo tables $filter's examples read"
     ).set_defaults(command=demo_command)
@@ -111,6 +119,22 @@ def initjobs_command(args: argparse.Namespace, settings: Settings) -> int:
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
     return 1 if args.strict and report.errors else 0
+
+
+def hash_token_command(args: argparse.Namespace, _settings: Settings) -> int:
+    """The digest for a users file's ``tokens``; read from stdin, the token stays out of the
+    shell's history and the process list."""
+    from f8a_jobs.api.users_file import token_digest
+
+    token = args.token
+    if token is None:
+        token = getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline()
+    token = token.rstrip("\r\n")
+    if not token:
+        print("f8a-jobs: no token given", file=sys.stderr)
+        return 2
+    print(token_digest(token))
+    return 0
 
 
 def delete_job_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -198,12 +222,12 @@ def _metrics_directory() -> None:
 
 def refuse_anonymous_exposure(settings: Settings) -> None:
     """Secure by default: an API reachable from other machines needs tokens, or consent."""
-    if settings.api_tokens or settings.allow_anonymous or is_loopback(settings.host):
+    if settings.identities or settings.allow_anonymous or is_loopback(settings.host):
         return
     raise ConfigurationError(
         f"F8A_JOBS_HOST={settings.host!r} is reachable from other machines and "
-        "F8A_JOBS_API_TOKENS is not set: set tokens, or F8A_JOBS_ALLOW_ANONYMOUS=true to let "
-        "anyone who reaches it use the API"
+        "F8A_JOBS_API_TOKENS is not set (nor F8A_JOBS_USERS_FILE or F8A_JOBS_JWT_*): set "
+        "tokens, or F8A_JOBS_ALLOW_ANONYMOUS=true to let anyone who reaches it use the API"
     )
 
 

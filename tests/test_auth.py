@@ -1,23 +1,25 @@
 """Bearer tokens over HTTP: required everywhere but the probes, the UI and the spec."""
 
-from f8a_jobs.api.auth import check_token, secure
-from f8a_jobs.core.settings import Settings, get_settings, use_settings
+import pytest
+
+from f8a_jobs.api.auth import Identities, secure
+from f8a_jobs.api.jwt_tokens import TokenRefused
+from f8a_jobs.core.access import Caller
+from f8a_jobs.core.settings import Settings
 
 
 def test_tokens_are_compared_with_every_configured_one():
-    previous = get_settings()
-    use_settings(Settings(api_tokens=("first", "second")))
-    try:
-        assert check_token("second") == {"sub": "token-2"}
-        assert check_token("secon") is None and check_token("") is None
-    finally:
-        use_settings(previous)
+    identities = Identities(Settings(api_tokens=("first", "second")))
+    assert identities.caller("second") == Caller("token-2", (), admin=True)
+    for wrong in ("secon", ""):
+        with pytest.raises(TokenRefused, match="not known"):
+            identities.caller(wrong)
 
 
 def test_without_tokens_the_spec_asks_for_none():
     spec = {"security": [{"bearerAuth": []}], "paths": {}}
-    assert "security" not in secure(spec, ())
-    assert secure(spec, ("t",)) is spec
+    assert "security" not in secure(spec, Settings())
+    assert secure(spec, Settings(api_tokens=("t",))) is spec
 
 
 def test_the_api_needs_a_configured_token(db_url, engine, server_factory):
@@ -38,4 +40,4 @@ def test_the_api_needs_a_configured_token(db_url, engine, server_factory):
 def test_without_tokens_the_service_warns_and_serves(db_url, engine, server_factory):
     server = server_factory(db_url, F8A_JOBS_WORKERS="1").start()
     assert server.get("/jobs").status_code == 200
-    assert "F8A_JOBS_API_TOKENS is not set" in server.log()
+    assert "no F8A_JOBS_API_TOKENS, users file or JWT keys" in server.log()

@@ -29,6 +29,7 @@ OWNERS = {
     "flow_outbox": "f8a_jobs.services.flows.outbox",
     "leadership": "f8a_jobs.storage.fencing",
     "service_state": "f8a_jobs.services.service_state",
+    "audit_log": "f8a_jobs.services.audit",
 }
 WRITES = {"insert", "update", "delete", "insert_rows", "update_rows"}
 BULK = {"insert_rows", "update_rows"}  # (connection, table, rows, …)

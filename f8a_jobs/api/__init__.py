@@ -46,6 +46,7 @@ def create_app(
     engine = get_engine(settings.database_url)
     leadership = Leadership(engine, settings, server) if settings.role != "api" else None
     context.install(engine, leadership)
+    auth.install(auth.Identities(settings))
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -63,7 +64,7 @@ def create_app(
         spec["paths"] = {path: item for path, item in spec["paths"].items() if path in PROBES}
     app = connexion.FlaskApp(__name__, lifespan=lifespan)
     app.add_api(
-        auth.secure(spec, settings.api_tokens),
+        auth.secure(spec, settings),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
         validator_map=VALIDATORS,
         strict_validation=True,  # an unknown query parameter is a 400, not silently ignored

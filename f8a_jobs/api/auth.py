@@ -1,4 +1,7 @@
-"""Bearer tokens: with ``F8A_JOBS_API_TOKENS`` set, every operation but the probes needs one."""
+"""Who makes a request. A bearer token is, in this order, one of ``F8A_JOBS_API_TOKENS``
+(an admin), a token of the users file (``users_file``), or a JWT (``jwt_tokens``). With none
+of them configured no operation asks for a token and every caller is an admin (the server
+then listens on loopback only, unless ``F8A_JOBS_ALLOW_ANONYMOUS``)."""
 
 from __future__ import annotations
 
@@ -6,22 +9,113 @@ import hmac
 import logging
 from typing import Any
 
-from f8a_jobs.core.settings import get_settings
+from connexion import context
+from connexion.exceptions import OAuthProblem
+
+from f8a_jobs.api.context import engine
+from f8a_jobs.api.jwt_tokens import JwtVerifier, TokenRefused, looks_like_jwt
+from f8a_jobs.api.users_file import UsersFile
+from f8a_jobs.core.access import ANONYMOUS, READ, Actor, Caller
+from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.settings import Settings
+from f8a_jobs.services import access
+from f8a_jobs.services.audit import parse_reason
 
 log = logging.getLogger(__name__)
 
 
-def check_token(token: str) -> dict[str, Any] | None:
-    """Connexion's bearer check: compares with every configured token in constant time."""
-    matches = [
-        hmac.compare_digest(token.encode(), known.encode()) for known in get_settings().api_tokens
-    ]
-    return {"sub": f"token-{matches.index(True) + 1}"} if any(matches) else None
+class Identities:
+    """The identity sources the settings configure."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.api_tokens = tuple(token.encode() for token in settings.api_tokens)
+        self.users = (
+            UsersFile(settings.users_file, settings.admin_groups) if settings.users_file else None
+        )
+        self.jwt = JwtVerifier(settings) if settings.jwt_configured else None
+
+    def caller(self, token: str) -> Caller:
+        """The caller holding ``token``; ``TokenRefused`` saying why not."""
+        given = token.encode()
+        matches = [hmac.compare_digest(given, known) for known in self.api_tokens]
+        if any(matches):
+            return Caller(f"token-{matches.index(True) + 1}", (), admin=True)
+        found = self.users.lookup(token) if self.users else None
+        if found is not None:
+            return found
+        if self.jwt is not None and looks_like_jwt(token):
+            return self.jwt.verify(token)
+        raise TokenRefused("the token is not known")
+
+    def check_group(self, group: Any) -> None:
+        """A job's group is one the users file knows, when it is the only source of groups
+        (a JWT may bring any group, so with JWTs any name goes)."""
+        if self.users is None or self.jwt is not None or not isinstance(group, str):
+            return
+        known = self.users.groups()
+        if group not in known:
+            raise InvalidInput(
+                "group", f"unknown group {group!r}; the users file knows {', '.join(sorted(known))}"
+            )
+
+    @property
+    def problem(self) -> str | None:
+        """Why the users file in force is not the file on disk, if it is not."""
+        if self.users is None:
+            return None
+        self.users.refresh()
+        return self.users.problem
 
 
-def secure(spec: dict[str, Any], tokens: tuple[str, ...]) -> dict[str, Any]:
-    """The spec as served: without tokens configured, no operation asks for one."""
-    if tokens:
+_identities: Identities | None = None
+
+
+def install(identities: Identities) -> None:
+    global _identities
+    _identities = identities
+
+
+def identities() -> Identities:
+    if _identities is None:
+        raise RuntimeError("create_app() has not run in this process")
+    return _identities
+
+
+def check_token(token: str) -> dict[str, Any]:
+    """Connexion's bearer check: the caller as ``token_info``, or a 401 saying why not."""
+    try:
+        caller = identities().caller(token)
+    except TokenRefused as refused:
+        raise OAuthProblem(detail=str(refused)) from None
+    return {"sub": caller.user, "groups": list(caller.groups), "admin": caller.admin}
+
+
+def caller() -> Caller:
+    """Who makes the request being served (an admin when no identities are configured)."""
+    info = context.context.get("token_info")
+    if not info:
+        return ANONYMOUS
+    return Caller(info["sub"], tuple(info["groups"]), bool(info["admin"]))
+
+
+def readable(job_id: str) -> None:
+    """A 404 unless the caller may read the job (as if it did not exist)."""
+    who = caller()
+    if not who.admin:
+        with engine().connect() as connection:
+            access.check(connection, who, job_id, READ)
+
+
+def actor(reason: Any = None) -> Actor:
+    """The caller, with the reason they give for a change (``?reason=`` or a body field)."""
+    return Actor(caller(), parse_reason(reason))
+
+
+def secure(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The spec as served: without identities configured, no operation asks for a token."""
+    if settings.identities:
         return spec
-    log.warning("F8A_JOBS_API_TOKENS is not set: anyone who can reach the API can use it")
+    log.warning(
+        "no F8A_JOBS_API_TOKENS, users file or JWT keys: anyone who can reach the API is an admin"
+    )
     return {key: value for key, value in spec.items() if key != "security"}

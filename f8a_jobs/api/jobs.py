@@ -7,6 +7,7 @@ from typing import Any
 
 import connexion
 
+from f8a_jobs.api.auth import actor, caller, identities
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.services import jobs, runs
@@ -22,15 +23,19 @@ def get_jobs(
     limit: int = 100,
     offset: int = 0,
     full: bool = False,
+    owner: str | None = None,
+    group: str | None = None,
 ) -> Response:
     """``failed`` lists failed runs; ``all`` and ``user`` list jobs (failed runs are not jobs),
-    summaries unless ``full``."""
+    summaries unless ``full``; only those the caller may read."""
     if job_type not in JOB_TYPES:
         raise InvalidInput("job_type", f"{job_type!r} is not one of {', '.join(JOB_TYPES)}")
     if job_type == "failed":
-        page, total = runs.list_failed(engine(), limit, offset)
+        page, total = runs.list_failed(engine(), limit, offset, caller())
     else:
-        page, total = jobs.list_jobs(engine(), state, handler, limit, offset, full)
+        page, total = jobs.list_jobs(
+            engine(), state, handler, limit, offset, full, owner, group, caller()
+        )
     return reply({"jobs": page, "jobs_count": len(page), "total": total})
 
 
@@ -40,8 +45,17 @@ def one_job(job: dict[str, Any], status: int = 200) -> Response:
     return body, status, {**headers, "ETag": f'"{job["revision"]}"'}
 
 
-def post_job(body: dict[str, Any]) -> Response:
-    return one_job(jobs.create_job(engine(), jobs.parse_job(body)), 201)
+def post_job(body: dict[str, Any], reason: str | None = None) -> Response:
+    """The job's fields as the body; ``reason`` (query or body) goes to the audit trail."""
+    fields = dict(body)
+    why = fields.pop("reason", reason)
+    return _create(fields, why)
+
+
+def _create(fields: dict[str, Any], reason: Any) -> Response:
+    identities().check_group(fields.get("group"))
+    job = jobs.parse_job(fields)
+    return one_job(jobs.create_job(engine(), job, actor(reason)), 201)
 
 
 def post_flow_scheduling(body: dict[str, Any], **schedule: Any) -> Response:
@@ -57,8 +71,9 @@ def post_selective_flow_scheduling(body: dict[str, Any], **schedule: Any) -> Res
 def _post_handler_job(handler: str, kwargs: dict[str, Any], schedule: dict[str, Any]) -> Response:
     """The original endpoints: the job's other fields in the query string (the same names and
     errors as ``POST /jobs``), handler kwargs as the body."""
-    definition = {**_decoded(schedule), "handler": handler, "kwargs": kwargs}
-    return one_job(jobs.create_job(engine(), jobs.parse_job(definition)), 201)
+    fields = _decoded(schedule)
+    reason = fields.pop("reason", None)
+    return _create({**fields, "handler": handler, "kwargs": kwargs}, reason)
 
 
 def _decoded(fields: dict[str, Any]) -> dict[str, Any]:
@@ -78,33 +93,40 @@ def _decoded(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_job(job_id: str) -> Response:
-    return one_job(jobs.get_job(engine(), job_id))
+    return one_job(jobs.get_job(engine(), job_id, caller()))
 
 
-def put_job(job_id: str, state: str) -> Response:
-    return one_job(jobs.set_job_state(engine(), job_id, state))
+def put_job(job_id: str, state: str, reason: str | None = None) -> Response:
+    return one_job(jobs.set_job_state(engine(), job_id, state, actor(reason)))
 
 
-def patch_job(job_id: str, body: dict[str, Any]) -> Response:
+def patch_job(job_id: str, body: dict[str, Any], reason: str | None = None) -> Response:
     """Change fields of a job; ``If-Match`` (the ETag ``"<revision>"``, or the bare number) or a
     ``revision`` field guards it."""
     if_match = connexion.request.headers.get("if-match")
-    return one_job(jobs.patch_job(engine(), job_id, body, if_match))
+    changes = dict(body)
+    why = changes.pop("reason", reason)
+    identities().check_group(changes.get("group"))
+    return one_job(jobs.patch_job(engine(), job_id, changes, if_match, actor(why)))
 
 
-def post_backfill(job_id: str, body: dict[str, Any]) -> Response:
-    return reply({"backfill": backfill(engine(), job_id, body)}, 202)
+def post_backfill(job_id: str, body: dict[str, Any], reason: str | None = None) -> Response:
+    request = dict(body)
+    why = request.pop("reason", reason)
+    return reply({"backfill": backfill(engine(), job_id, request, actor(why))}, 202)
 
 
-def delete_job(job_id: str) -> Response:
-    jobs.delete_job(engine(), job_id)
+def delete_job(job_id: str, reason: str | None = None) -> Response:
+    jobs.delete_job(engine(), job_id, actor(reason))
     return reply({"job_id": job_id, "deleted": True})
 
 
-def delete_failed() -> Response:
-    return reply({"removed": runs.clean_failed(engine())})
+def delete_failed(reason: str | None = None) -> Response:
+    return reply({"removed": runs.clean_failed(engine(), actor(reason))})
 
 
-def get_runs(job_id: str, limit: int = 100, offset: int = 0) -> Response:
-    page, total = runs.list_runs(engine(), job_id, limit, offset)
+def get_runs(
+    job_id: str, limit: int = 100, offset: int = 0, started_by: str | None = None
+) -> Response:
+    page, total = runs.list_runs(engine(), job_id, limit, offset, started_by, caller())
     return reply({"runs": page, "total": total})

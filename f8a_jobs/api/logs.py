@@ -16,6 +16,7 @@ from typing import Any
 
 import flask
 
+from f8a_jobs.api.auth import readable
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.core.errors import F8aJobsError, InvalidInput
 from f8a_jobs.core.settings import get_settings
@@ -44,6 +45,7 @@ _followers_lock = threading.Lock()
 
 def get_logs(job_id: str, run_id: str, **params: Any) -> Any:
     query = _query(run_id, params)
+    readable(job_id)
     follow = params.get("follow", False)
     if follow:
         last_event = flask.request.headers.get("Last-Event-ID")

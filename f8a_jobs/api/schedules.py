@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from f8a_jobs.api.auth import caller
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.core.calendars import describe_slots
 from f8a_jobs.core.clock import utcnow
@@ -16,7 +17,7 @@ WORDS = ("when", "periodically", "cron", "calendar", "timezone")
 
 
 def get_next_runs(job_id: str, count: int = 10) -> Response:
-    spec, next_run, has_run = jobs.get_schedule(engine(), job_id)
+    spec, next_run, has_run = jobs.get_schedule(engine(), job_id, caller())
     if spec["type"] == "date" and has_run:
         return reply(_next_runs(spec, [], count))
     start = next_run or utcnow()  # a running job's next run is the scheduler's own

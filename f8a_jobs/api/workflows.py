@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from f8a_jobs.api.auth import actor, caller, readable
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.services import jobs, runs
@@ -13,9 +14,9 @@ from f8a_jobs.services.workflows.expand import expand, graph_json, job_lookup
 from f8a_jobs.services.workflows.spec import WorkflowSpec
 
 
-def post_run(job_id: str, dry_run: bool = False) -> Response:
+def post_run(job_id: str, dry_run: bool = False, reason: str | None = None) -> Response:
     if not dry_run:
-        return reply({"run": runs.request_run(engine(), job_id)}, 202)
+        return reply({"run": runs.request_run(engine(), job_id, actor(reason))}, 202)
     return reply({"dry_run": {"job_id": job_id, "tasks": dry_run_tasks(job_id)}})
 
 
@@ -27,26 +28,31 @@ def dry_run_tasks(job_id: str) -> list[dict[str, Any]]:
 def _workflow_job(job_id: str, field: str) -> dict[str, Any]:
     """The job's workflow as stored, not as ``GET /jobs/{id}`` shows it: its secret kwargs
     are checked with their values, not with ``***``."""
-    workflow = jobs.stored_workflow(engine(), job_id)
+    workflow = jobs.stored_workflow(engine(), job_id, caller())
     if workflow is None:
         raise InvalidInput(field, f"job {job_id!r} runs a handler, not a workflow of tasks")
     return {"job_id": job_id, "workflow": workflow}
 
 
 def get_run(job_id: str, run_id: str) -> Response:
+    readable(job_id)
     return reply({"run": queries.get_run(engine(), job_id, run_id)})
 
 
-def post_retry(job_id: str, run_id: str, definition: str = "snapshot") -> Response:
-    return reply({"run": retry.retry_run(engine(), job_id, run_id, definition)}, 202)
+def post_retry(
+    job_id: str, run_id: str, definition: str = "snapshot", reason: str | None = None
+) -> Response:
+    run = retry.retry_run(engine(), job_id, run_id, definition, actor(reason))
+    return reply({"run": run}, 202)
 
 
-def post_cancel(job_id: str, run_id: str) -> Response:
-    return reply({"run": queries.cancel_run(engine(), job_id, run_id)}, 202)
+def post_cancel(job_id: str, run_id: str, reason: str | None = None) -> Response:
+    return reply({"run": queries.cancel_run(engine(), job_id, run_id, actor(reason))}, 202)
 
 
 def get_graph(job_id: str, format: str = "json", run_id: str | None = None) -> Any:
     """The expanded DAG with the states of ``run_id``, or of the last run that started."""
+    readable(job_id)
     run_id = run_id or queries.last_run_id(engine(), job_id)
     if run_id:
         run = queries.get_run(engine(), job_id, run_id)

@@ -40,6 +40,15 @@ class JobNotFound(F8aJobsError):
         super().__init__(f"job_id: no job with id {job_id!r}", "job_id")
 
 
+class Forbidden(F8aJobsError):
+    """The caller may see what they asked about, but lacks the right to change it."""
+
+    status = 403
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}", field)
+
+
 class DuplicateJob(F8aJobsError):
     status = 409
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from f8a_jobs.core.errors import ConfigurationError
@@ -46,6 +46,14 @@ class Settings:
     broker_queue: str = "celery"
     handler_modules: tuple[str, ...] = ()
     api_tokens: tuple[str, ...] = ()
+    users_file: Path | None = None  # YAML: users, their groups, admin flags, token hashes
+    jwt_public_key: str | None = None  # PEM (or a file holding it): JWTs signed by its key
+    jwt_jwks_url: str | None = None  # or the keys an OIDC provider publishes
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_groups_claim: str = "groups"
+    admin_groups: tuple[str, ...] = ()  # members of these groups are admins
+    system_owner: str = "system"  # owns default jobs that name no owner
     allow_anonymous: bool = False
     executor_threads: int = 20
     api_pool_size: int = 10
@@ -101,6 +109,7 @@ class Settings:
             broker_queue=get("F8A_JOBS_BROKER_QUEUE") or cls.broker_queue,
             handler_modules=_csv(get("F8A_JOBS_HANDLER_MODULES")),
             api_tokens=_csv(get("F8A_JOBS_API_TOKENS")),
+            **_identities(source),
             allow_anonymous=_boolean(env, "F8A_JOBS_ALLOW_ANONYMOUS", False),
             executor_threads=number("EXECUTOR_THREADS", cls.executor_threads, int),
             api_pool_size=number("API_POOL_SIZE", cls.api_pool_size, int),
@@ -141,11 +150,29 @@ class Settings:
                 f"F8A_JOBS_FLOW_DISPATCHER={self.flow_dispatcher} sends flows through a broker: "
                 "set F8A_JOBS_BROKER_URL"
             )
+        if self.jwt_public_key and self.jwt_jwks_url:
+            raise ConfigurationError(
+                "set one of F8A_JOBS_JWT_PUBLIC_KEY and F8A_JOBS_JWT_JWKS_URL, not both"
+            )
+        if self.jwt_configured and not (self.jwt_issuer and self.jwt_audience):
+            raise ConfigurationError(
+                "JWTs are checked against their issuer and audience: set F8A_JOBS_JWT_ISSUER "
+                "and F8A_JOBS_JWT_AUDIENCE"
+            )
         if self.flow_dispatcher == "selinon" and self.selinon_config is None:
             raise ConfigurationError(
                 "F8A_JOBS_FLOW_DISPATCHER=selinon needs the workers' Selinon configuration: set "
                 "F8A_JOBS_SELINON_CONFIG to its folder (nodes.yml and flows/*.yml)"
             )
+
+    @property
+    def jwt_configured(self) -> bool:
+        return bool(self.jwt_public_key or self.jwt_jwks_url)
+
+    @property
+    def identities(self) -> bool:
+        """Whether requests must say who makes them (a token); else all callers are admins."""
+        return bool(self.api_tokens or self.users_file or self.jwt_configured)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -202,6 +229,20 @@ def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(
         f"{name}={raw!r} is not a boolean; use one of {', '.join(TRUE)} or {', '.join(FALSE)}"
     )
+
+
+def _identities(env: Mapping[str, str]) -> dict[str, Any]:
+    """Where users, their groups and their tokens come from (``api/auth.py``)."""
+    return {
+        "users_file": _path(env.get("F8A_JOBS_USERS_FILE")),
+        "jwt_public_key": env.get("F8A_JOBS_JWT_PUBLIC_KEY") or None,
+        "jwt_jwks_url": env.get("F8A_JOBS_JWT_JWKS_URL") or None,
+        "jwt_issuer": env.get("F8A_JOBS_JWT_ISSUER") or None,
+        "jwt_audience": env.get("F8A_JOBS_JWT_AUDIENCE") or None,
+        "jwt_groups_claim": env.get("F8A_JOBS_JWT_GROUPS_CLAIM") or Settings.jwt_groups_claim,
+        "admin_groups": _csv(env.get("F8A_JOBS_ADMIN_GROUPS")),
+        "system_owner": env.get("F8A_JOBS_SYSTEM_OWNER") or Settings.system_owner,
+    }
 
 
 def _path(value: str | None) -> Path | None:

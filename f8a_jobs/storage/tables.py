@@ -59,6 +59,7 @@ OWN_TABLES = (
     "service_state",
     "leadership",
     "run_logs",
+    "audit_log",
     "alembic_version",
 )
 
@@ -83,7 +84,12 @@ jobs = Table(
     Column("revision", Integer, nullable=False),  # bumped by every edit; guards the scheduler
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("owner", String(128), nullable=False),  # a user (core/access.py)
+    Column("group_name", String(128), nullable=True),  # the API's "group"
+    Column("permissions", String(6), nullable=False),  # rwrwr-: owner, group, others
     Index("ix_jobs_next_run_time", "next_run_time"),
+    Index("ix_jobs_owner", "owner"),
+    Index("ix_jobs_group_name", "group_name"),
     Index("ix_jobs_handler", "handler"),
     Index("ix_jobs_after_job", "after_job"),
 )
@@ -116,6 +122,8 @@ job_runs = Table(
     # remote runs: "" while the message waits in the broker, then the worker that runs it
     Column("worker", String(255), nullable=True),
     Column("attempts", NullableJson, nullable=True),  # a retried run's earlier attempts
+    # schedule | user:<name> | after:<job_id> (NULL: recorded before it was kept)
+    Column("started_by", String(160), nullable=True),
     # One run per job and slot; also the index of a job's runs in time order.
     UniqueConstraint("job_id", "scheduled_for", "trigger", name="uq_job_runs_slot"),
     Index("ix_job_runs_status", "status", "scheduled_for"),
@@ -171,6 +179,21 @@ run_logs = Table(
     Column("logger", String(255), nullable=False),
     Column("message", Text, nullable=False),
     Index("ix_run_logs_try", "run_id", "task", "part", "try_number", "id"),
+)
+
+# Every change to a job or to the service state, written in the transaction of the change.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("user", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("job_id", String(255), nullable=True),  # NULL: the service's own state
+    Column("reason", Text, nullable=True),
+    Column("details", NullableJson, nullable=True),  # changed fields (old, new), run ids…
+    Index("ix_audit_log_job", "job_id", "id"),
+    Index("ix_audit_log_user", "user", "id"),
 )
 
 flow_outbox = Table(

@@ -13,13 +13,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, select, update
 
+from f8a_jobs.core.access import SERVICE, Caller
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.flow import Flow
 from f8a_jobs.core.states import FlowStatus
+from f8a_jobs.services import access
 from f8a_jobs.storage.bulk import among, insert_rows
-from f8a_jobs.storage.tables import flow_outbox
+from f8a_jobs.storage.tables import flow_outbox, jobs
 
 DELIVERED = (FlowStatus.DELIVERED, FlowStatus.SENT)
 RETENTION_BATCH = 500
@@ -103,9 +105,18 @@ def task_id(key: str) -> str:
 
 
 def list_flows(
-    engine: Engine, job_id: str | None, flow_name: str | None, limit: int, offset: int
+    engine: Engine,
+    job_id: str | None,
+    flow_name: str | None,
+    limit: int,
+    offset: int,
+    caller: Caller = SERVICE.caller,
 ) -> tuple[list[dict[str, Any]], int]:
-    conditions = []
+    """The flows of the jobs ``caller`` may read (an admin: also those of deleted jobs)."""
+    conditions: list[ColumnElement[bool]] = []
+    if not caller.admin:
+        readable = select(jobs.c.job_id).where(access.allowed(caller))
+        conditions.append(flow_outbox.c.job_id.in_(readable))
     if job_id:
         conditions.append(flow_outbox.c.job_id == job_id)
     if flow_name:

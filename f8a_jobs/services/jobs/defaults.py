@@ -19,9 +19,12 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, select
 
+from f8a_jobs.core.access import Actor, Caller
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
+from f8a_jobs.core.settings import get_settings
+from f8a_jobs.services import audit
 from f8a_jobs.services.jobs import store
 from f8a_jobs.services.jobs.service import replace_job
 from f8a_jobs.services.jobs.spec import parse_job
@@ -109,11 +112,16 @@ def _load_file(engine: Engine, path: Path, report: LoadReport) -> None:
     if known is not None and known.source_hash == digest:
         report.unchanged.append(data["job_id"])
         return
-    job = dataclasses.replace(parse_job(data, source=path.name), source_hash=digest)
+    job = parse_job(data, source=path.name)
+    owner = job.owner or get_settings().system_owner
+    job = dataclasses.replace(job, source_hash=digest, owner=owner)
+    actor = Actor(Caller(owner, admin=True), f"default job file {path.name}")
     with wakeups.changing(engine, wakeups.JOBS) as connection:
         if known is None:
             store.add(connection, job, utcnow())
+            audit.record(connection, actor, "create", job.job_id, {"source": path.name})
             report.created.append(job.job_id)
         else:
             replace_job(connection, job)
+            audit.record(connection, actor, "edit", job.job_id, {"source": path.name})
             report.updated.append(job.job_id)

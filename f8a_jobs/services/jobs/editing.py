@@ -8,31 +8,40 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from f8a_jobs.core.access import SERVICE, WRITE, Actor
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import InvalidInput, StaleRevision
 from f8a_jobs.core.policy import RETRY_KEYS
 from f8a_jobs.core.schedules import first_run_time, next_run_time
 from f8a_jobs.core.states import JobState
+from f8a_jobs.services import access, audit
 from f8a_jobs.services.jobs import secret_kwargs, store
+from f8a_jobs.services.jobs.ownership import check_change
 from f8a_jobs.services.jobs.references import check_references
 from f8a_jobs.services.jobs.service import job_fields, job_json
-from f8a_jobs.services.jobs.spec import JOB_KEYS, WORKFLOW_KEYS, JobSpec, parse_job
+from f8a_jobs.services.jobs.spec import ACCESS_KEYS, JOB_KEYS, WORKFLOW_KEYS, JobSpec, parse_job
 from f8a_jobs.storage import wakeups
 
 SCHEDULE_WORDS = ("periodically", "cron", "calendar", "after")
 TOUCHES_SCHEDULE = ("when", "timezone", *SCHEDULE_WORDS)
+UNAUDITED = ("revision", "next_run_time", "last_run")  # moved by the scheduler, not by edits
 
 
 def patch_job(
-    engine: Engine, job_id: str, patch: Any, expected_revision: int | str | None = None
+    engine: Engine,
+    job_id: str,
+    patch: Any,
+    expected_revision: int | str | None = None,
+    actor: Actor = SERVICE,
 ) -> dict[str, Any]:
     """Change any fields of a job, validated as at creation; with ``expected_revision`` (or a
     ``revision`` field) only if nobody changed the job since. The next run is recomputed when
     the schedule or the state changes; a scheduler pass that read the old revision does not
     overwrite the edit (its writes are guarded by the revision). A secret kwarg sent back as
-    the ``***`` the API showed keeps its stored value (``secret_kwargs.kept``)."""
+    the ``***`` the API showed keeps its stored value (``secret_kwargs.kept``). The audit
+    trail gets the fields changed, with old and new values as the API shows them."""
     if not isinstance(patch, Mapping):
         raise InvalidInput("body", f"expected an object, got {type(patch).__name__}")
     changes = {key: value for key, value in patch.items() if key != "revision"}
@@ -41,6 +50,7 @@ def patch_job(
         raise InvalidInput("job_id", "a job's id cannot change")
     now = utcnow()
     with wakeups.changing(engine, wakeups.JOBS) as connection:
+        access.check(connection, actor.caller, job_id, WRITE)
         stored = store.locked(connection, job_id)
         if expected is not None and expected != stored["revision"]:
             raise StaleRevision(job_id, expected, stored["revision"])
@@ -49,7 +59,8 @@ def patch_job(
         rescheduled = any(key in changes for key in TOUCHES_SCHEDULE)
         if not rescheduled:
             job = dataclasses.replace(job, schedule=stored["schedule"])
-        check_references(connection, job)
+        check_change(actor.caller, stored, job)
+        check_references(connection, job, actor.caller)
         values = {
             **job.row(now),
             "next_run_time": _next_after_patch(stored, job, rescheduled, now),
@@ -57,7 +68,34 @@ def patch_job(
             "revision": stored["revision"] + 1,
         }
         store.change(connection, job_id, values)
+        _audit(connection, actor, stored, {**stored, **values}, now)
     return job_json({**stored, **values})
+
+
+def _audit(
+    connection: Connection,
+    actor: Actor,
+    stored: Mapping[str, Any],
+    written: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """An ``edit`` row for the fields that changed, a ``permissions`` row for owner, group
+    and permissions. Fields compare by stored values and show as the API shows them, so a
+    changed secret kwarg is listed, as ``***`` on both sides."""
+    before, after = job_fields(stored), job_fields(written)
+    shown_before, shown_after = job_json(stored), job_json(written)
+    names = [name for name in {**before, **after} if name not in UNAUDITED]
+    changed = [name for name in names if before.get(name) != after.get(name)]
+    for action, names in (
+        ("edit", [name for name in changed if name not in ACCESS_KEYS]),
+        ("permissions", [name for name in changed if name in ACCESS_KEYS]),
+    ):
+        if names:
+            diff = {
+                name: {"old": shown_before.get(name), "new": shown_after.get(name)}
+                for name in names
+            }
+            audit.record(connection, actor, action, stored["job_id"], {"changes": diff}, now)
 
 
 def _revision(value: Any) -> int | None:

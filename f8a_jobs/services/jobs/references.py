@@ -1,28 +1,35 @@
-"""Jobs that name other jobs: a workflow's ``job`` tasks, and ``after``. The jobs named exist,
-no reference closes a loop, and a job others use cannot be deleted."""
+"""Jobs that name other jobs: a workflow's ``job`` tasks, and ``after``. The jobs named exist
+and the caller may read them (else they are unknown, as if they did not exist), no reference
+closes a loop, and a job others use cannot be deleted."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
+from f8a_jobs.core.access import READ, Caller
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.settings import get_settings
+from f8a_jobs.services import access
 from f8a_jobs.services.jobs.spec import JobSpec
 from f8a_jobs.services.workflows.expand import JobSource, expand, job_lookup
 from f8a_jobs.storage.tables import jobs
 
 
-def check_references(connection: Connection, job: JobSpec) -> None:
-    """The jobs a job names exist, and none of its references closes a loop."""
-    check_after(connection, job)
-    check_jobs_inside(connection, job)
+def check_references(connection: Connection, job: JobSpec, caller: Caller) -> None:
+    """The jobs a job names exist, ``caller`` may read them, and none of its references
+    closes a loop."""
+    check_after(connection, job, caller)
+    check_jobs_inside(connection, job, caller)
 
 
-def check_after(connection: Connection, job: JobSpec) -> None:
-    """A job that runs after another: that one exists, and the chain of ``after`` does not
-    come back to this job (``a → b → a``)."""
+def check_after(connection: Connection, job: JobSpec, caller: Caller) -> None:
+    """A job that runs after another: that one exists (for ``caller``), and the chain of
+    ``after`` does not come back to this job (``a → b → a``)."""
     if job.schedule["type"] != "after":
         return
+    followed = job.schedule["job_id"]
+    if followed != job.job_id and not _readable(connection, caller, followed):
+        raise InvalidInput("after.job_id", f"unknown job {followed!r}")
     chain, current = [job.job_id], job.schedule["job_id"]
     while current is not None:
         chain.append(current)
@@ -34,9 +41,10 @@ def check_after(connection: Connection, job: JobSpec) -> None:
         current = row.after_job
 
 
-def check_jobs_inside(connection: Connection, job: JobSpec) -> None:
-    """Refuse a workflow whose jobs are unknown, or that would contain itself (``a → b → a``),
-    as it would be stored: every loop a write can close passes through the job written."""
+def check_jobs_inside(connection: Connection, job: JobSpec, caller: Caller) -> None:
+    """Refuse a workflow whose jobs are unknown (to ``caller``), or that would contain itself
+    (``a → b → a``), as it would be stored: every loop a write can close passes through the
+    job written."""
     workflow = job.workflow
     if workflow is None:
         return
@@ -44,9 +52,19 @@ def check_jobs_inside(connection: Connection, job: JobSpec) -> None:
     stored = job_lookup(connection)
 
     def lookup(job_id: str) -> JobSource | None:
-        return mine if job_id == job.job_id else stored(job_id)
+        if job_id == job.job_id:
+            return mine
+        return stored(job_id) if _readable(connection, caller, job_id) else None
 
     expand(job.job_id, workflow, lookup, get_settings().workflow_max_tasks)
+
+
+def _readable(connection: Connection, caller: Caller, job_id: str) -> bool:
+    if caller.admin:
+        return True
+    query = select(*access.ACCESS_COLUMNS).where(jobs.c.job_id == job_id)
+    row = connection.execute(query).first()
+    return row is not None and access.permits(caller, row._mapping, READ)
 
 
 def followers_of(connection: Connection, job_id: str) -> list[str]:

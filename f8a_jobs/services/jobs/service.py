@@ -14,24 +14,29 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from f8a_jobs.core.access import READ, SERVICE, WRITE, Actor, Caller
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import DuplicateJob, JobInUse, JobNotFound
 from f8a_jobs.core.names import DOT_SEGMENTS
 from f8a_jobs.core.schedules import describe, next_run_time
 from f8a_jobs.core.states import JobState
-from f8a_jobs.services import runs
+from f8a_jobs.services import access, audit, runs
 from f8a_jobs.services.jobs import secret_kwargs, store
+from f8a_jobs.services.jobs.ownership import owned
 from f8a_jobs.services.jobs.references import check_references, followers_of, workflows_using
 from f8a_jobs.services.jobs.spec import JobSpec, parse_state
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.tables import jobs
 
 
-def create_job(engine: Engine, job: JobSpec) -> dict[str, Any]:
+def create_job(engine: Engine, job: JobSpec, actor: Actor = SERVICE) -> dict[str, Any]:
+    """Store a new job, owned by the caller unless it says (``ownership``)."""
+    job = owned(job, actor.caller)
     try:
         with wakeups.changing(engine, wakeups.JOBS) as connection:
-            check_references(connection, job)
+            check_references(connection, job, actor.caller)
             row = store.add(connection, job, utcnow())
+            audit.record(connection, actor, "create", job.job_id, {"job": job_json(row)})
     except IntegrityError:
         raise DuplicateJob(job.job_id) from None
     return job_json(row)
@@ -39,24 +44,27 @@ def create_job(engine: Engine, job: JobSpec) -> dict[str, Any]:
 
 def replace_job(connection: Connection, job: JobSpec) -> None:
     """Overwrite a job's definition (a changed default job file) but its state and history."""
-    check_references(connection, job)
+    check_references(connection, job, SERVICE.caller)
     store.replace(connection, job, utcnow())
 
 
-def get_job(engine: Engine, job_id: str) -> dict[str, Any]:
+def get_job(engine: Engine, job_id: str, caller: Caller = SERVICE.caller) -> dict[str, Any]:
+    query = select(jobs).where(jobs.c.job_id == job_id)
     with engine.connect() as connection:
-        row = connection.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
-    if row is None:
+        row = connection.execute(query).first()
+    if row is None or not access.permits(caller, row._mapping, READ):
         raise JobNotFound(job_id)
     return job_json(row._mapping)
 
 
-def get_schedule(engine: Engine, job_id: str) -> tuple[dict[str, Any], datetime | None, bool]:
+def get_schedule(
+    engine: Engine, job_id: str, caller: Caller = SERVICE.caller
+) -> tuple[dict[str, Any], datetime | None, bool]:
     """A job's stored schedule spec, its next run time, and whether it has run."""
-    query = select(jobs.c.schedule, jobs.c.next_run_time, jobs.c.last_run)
+    query = select(jobs.c.schedule, jobs.c.next_run_time, jobs.c.last_run, *ACCESS)
     with engine.connect() as connection:
         row = connection.execute(query.where(jobs.c.job_id == job_id)).first()
-    if row is None:
+    if row is None or not access.permits(caller, row._mapping, READ):
         raise JobNotFound(job_id)
     return row.schedule, row.next_run_time, row.last_run is not None
 
@@ -68,10 +76,17 @@ def list_jobs(
     limit: int = 100,
     offset: int = 0,
     full: bool = False,
+    owner: str | None = None,
+    group: str | None = None,
+    caller: Caller = SERVICE.caller,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of jobs in ``job_id`` order, and how many match in all; whole jobs with
-    ``full``, else their summaries (kwargs and tasks are not read)."""
-    conditions = []
+    """One page of the jobs ``caller`` may read, in ``job_id`` order, and how many match in
+    all; whole jobs with ``full``, else their summaries (kwargs and tasks are not read)."""
+    conditions = [] if caller.admin else [access.allowed(caller, READ)]
+    if owner is not None:
+        conditions.append(jobs.c.owner == owner)
+    if group is not None:
+        conditions.append(jobs.c.group_name == group)
     if state:
         conditions.append(jobs.c.state == parse_state(state))
     if handler:
@@ -87,11 +102,14 @@ def list_jobs(
     return [shown(row._mapping) for row in rows], total
 
 
-def set_job_state(engine: Engine, job_id: str, state: str) -> dict[str, Any]:
+def set_job_state(
+    engine: Engine, job_id: str, state: str, actor: Actor = SERVICE
+) -> dict[str, Any]:
     """Pause (no next run) or resume (next run from the schedule, from now on) a job."""
     state = parse_state(state)
     now = utcnow()
     with wakeups.changing(engine, wakeups.JOBS) as connection:
+        access.check(connection, actor.caller, job_id, WRITE)
         job = store.locked(connection, job_id)
         upcoming = (
             next_run_time(job["schedule"], now, job["last_run"] is not None)
@@ -105,22 +123,27 @@ def set_job_state(engine: Engine, job_id: str, state: str) -> dict[str, Any]:
             "revision": job["revision"] + 1,
         }
         store.change(connection, job_id, values)
+        action = "resume" if state == JobState.RUNNING else "pause"
+        audit.record(connection, actor, action, job_id, {"state": {"old": job["state"]}}, now)
     return job_json({**job, **values})
 
 
-def delete_job(engine: Engine, job_id: str) -> None:
+def delete_job(engine: Engine, job_id: str, actor: Actor = SERVICE) -> None:
     """Delete a job and its runs, queued ones included; a run still going ends unrecorded and
-    its flows are dropped. Flows its earlier runs dispatched stay in the outbox."""
+    its flows are dropped. Flows its earlier runs dispatched stay in the outbox. The audit
+    row keeps the definition deleted."""
     with wakeups.changing(engine, wakeups.JOBS) as connection:
+        access.check(connection, actor.caller, job_id, WRITE)
+        stored = store.locked(connection, job_id)
         users = workflows_using(connection, job_id)
         if users:
             raise JobInUse(job_id, users)
         followers = followers_of(connection, job_id)
         if followers:
             raise JobInUse(job_id, followers, "is followed ('after') by the jobs")
-        if not store.remove(connection, job_id):
-            raise JobNotFound(job_id)
+        store.remove(connection, job_id)
         runs.delete_runs(connection, job_id)
+        audit.record(connection, actor, "delete", job_id, {"job": job_json(stored)})
 
 
 SUMMARY_COLUMNS = (
@@ -132,7 +155,11 @@ SUMMARY_COLUMNS = (
     "last_run",
     "source",
     "revision",
+    "owner",
+    "group_name",
+    "permissions",
 )
+ACCESS = access.ACCESS_COLUMNS[1:]
 
 
 def job_summary(job: Mapping[Any, Any]) -> dict[str, Any]:
@@ -147,6 +174,9 @@ def job_summary(job: Mapping[Any, Any]) -> dict[str, Any]:
         "last_run": iso(job.get("last_run")),
         "source": job["source"],
         "revision": job.get("revision"),
+        "owner": job["owner"],
+        "group": job["group_name"],
+        "permissions": job["permissions"],
     }
 
 
@@ -167,13 +197,15 @@ def job_fields(job: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def stored_workflow(engine: Engine, job_id: str) -> dict[str, Any] | None:
+def stored_workflow(
+    engine: Engine, job_id: str, caller: Caller = SERVICE.caller
+) -> dict[str, Any] | None:
     """A job's workflow as stored (None: the job runs a handler), its tasks' kwargs the real
     ones: a dry run checks with them, and expanding checks them against the handlers."""
-    query = select(jobs.c.workflow).where(jobs.c.job_id == job_id)
+    query = select(jobs.c.workflow, *ACCESS).where(jobs.c.job_id == job_id)
     with engine.connect() as connection:
         row = connection.execute(query).first()
-    if row is None:
+    if row is None or not access.permits(caller, row._mapping, READ):
         raise JobNotFound(job_id)
     return row.workflow
 

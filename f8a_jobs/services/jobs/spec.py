@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from f8a_jobs.core.access import DEFAULT_PERMISSIONS, parse_name, parse_permissions
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import InvalidInput, refuse_unknown
 from f8a_jobs.core.fields import parse_duration
@@ -34,7 +35,16 @@ SCHEDULE_KEYS = (
 )
 WORKFLOW_KEYS = ("tasks", "max_concurrent", "timeout")
 POLICY_ONLY_KEYS = tuple(key for key in POLICY_KEYS if key not in WORKFLOW_KEYS)
-JOB_KEYS = ("job_id", "handler", "kwargs", *WORKFLOW_KEYS, *POLICY_ONLY_KEYS, *SCHEDULE_KEYS)
+ACCESS_KEYS = ("owner", "group", "permissions")
+JOB_KEYS = (
+    "job_id",
+    "handler",
+    "kwargs",
+    *WORKFLOW_KEYS,
+    *POLICY_ONLY_KEYS,
+    *SCHEDULE_KEYS,
+    *ACCESS_KEYS,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ class JobSpec:
     policy: RunPolicy = DEFAULT
     source: str = "api"
     source_hash: str | None = None
+    owner: str | None = None  # None: the caller (``ownership``), or the system (YAML files)
+    group: str | None = None
+    permissions: str = DEFAULT_PERMISSIONS
 
     @property
     def handler(self) -> str:
@@ -88,6 +101,9 @@ class JobSpec:
             "source": self.source,
             "source_hash": self.source_hash,
             "updated_at": now,
+            "owner": self.owner or get_settings().system_owner,
+            "group_name": self.group,
+            "permissions": self.permissions,
         }
 
 
@@ -119,6 +135,9 @@ def parse_job(data: Mapping[str, Any], now: datetime | None = None, source: str 
         ),
         source=source,
         policy=parse_policy(data, isinstance(work, WorkflowSpec)),
+        owner=parse_name(data.get("owner"), "owner", optional=True),
+        group=parse_name(data.get("group"), "group", optional=True),
+        permissions=parse_permissions(data.get("permissions", DEFAULT_PERMISSIONS)),
     )
 
 

@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from f8a_jobs.core.errors import InvalidInput, JobNotFound
+from f8a_jobs.core.access import SERVICE, WRITE, Actor, Caller
+from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.schedules import schedule_slots
 from f8a_jobs.core.settings import get_settings
+from f8a_jobs.services import access, audit
 from f8a_jobs.services.runs.queue import queue_backfill
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.tables import jobs
@@ -25,13 +27,13 @@ from f8a_jobs.storage.tables import jobs
 COUNTED_AT_MOST = 1_000_000  # slots counted to say how many a refused range holds
 
 
-def backfill(engine: Engine, job_id: str, body: Any) -> dict[str, Any]:
+def backfill(engine: Engine, job_id: str, body: Any, actor: Actor = SERVICE) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("body", "expected {'start': …, 'end': …}")
     start, end = _moment(body.get("start"), "start"), _moment(body.get("end"), "end")
     if end < start:
         raise InvalidInput("end", f"{end.isoformat()} is before start {start.isoformat()}")
-    spec = _schedule(engine, job_id)
+    spec = _schedule(engine, job_id, actor.caller)
     limit = get_settings().backfill_max_runs
     slots = list(itertools.islice(schedule_slots(spec, start, end), limit + 1))
     if len(slots) > limit:
@@ -41,7 +43,10 @@ def backfill(engine: Engine, job_id: str, body: Any) -> dict[str, Any]:
             f"than {limit} (F8A_JOBS_BACKFILL_MAX_RUNS): split it",
         )
     with wakeups.changing(engine, wakeups.RUNS) as connection:
-        fresh = queue_backfill(connection, job_id, slots)
+        access.check(connection, actor.caller, job_id, WRITE)
+        fresh = queue_backfill(connection, job_id, slots, actor.caller.started_by)
+        details = {"start": start.isoformat(), "end": end.isoformat(), "queued": len(fresh)}
+        audit.record(connection, actor, "backfill", job_id, details)
     return {
         "job_id": job_id,
         "start": start.isoformat(),
@@ -54,12 +59,11 @@ def backfill(engine: Engine, job_id: str, body: Any) -> dict[str, Any]:
     }
 
 
-def _schedule(engine: Engine, job_id: str) -> dict[str, Any]:
+def _schedule(engine: Engine, job_id: str, caller: Caller) -> dict[str, Any]:
     with engine.connect() as connection:
+        access.check(connection, caller, job_id, WRITE)
         spec = connection.execute(select(jobs.c.schedule).where(jobs.c.job_id == job_id)).scalar()
-    if spec is None:
-        raise JobNotFound(job_id)
-    return dict(spec)
+    return dict(spec or {})
 
 
 def _moment(value: Any, field: str) -> datetime:

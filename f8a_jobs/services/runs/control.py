@@ -60,12 +60,15 @@ def requeue(
     connection: Connection,
     run_id: str,
     attempts: list[dict[str, Any]],
+    started_by: str,
     graph: dict[str, Any] | None = None,
 ) -> bool:
-    """Queue a finished workflow run again (a retry). ``attempts``: its history, the attempt
-    that just ended last; ``graph``: the job's current definition, expanded (else the stored
-    graph stays). The results of the tasks that are not run again stay."""
+    """Queue a finished workflow run again (a retry), ``started_by`` the retrying user.
+    ``attempts``: its history, the attempt that just ended last; ``graph``: the job's current
+    definition, expanded (else the stored graph stays). The results of the tasks that are not
+    run again stay."""
     values: dict[str, Any] = {
+        "started_by": started_by,
         "status": RunStatus.QUEUED,
         "finished_at": None,
         "error": None,

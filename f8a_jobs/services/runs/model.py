@@ -34,6 +34,7 @@ def run_row(job_id: str, scheduled_for: datetime, status: str, **values: Any) ->
     row = dict.fromkeys(RUN_COLUMNS)
     row.update(values, run_id=new_run_id(), job_id=job_id, scheduled_for=scheduled_for)
     row.update(status=status, trigger=values.get("trigger", SCHEDULE))
+    row["started_by"] = values.get("started_by", SCHEDULE)  # else user:<name>, after:<job_id>
     return row
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 
+from f8a_jobs.core.access import READ, SERVICE, WRITE, Actor, Caller
 from f8a_jobs.core.clock import iso, utcnow
-from f8a_jobs.core.errors import JobNotFound
+from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.masking import masked_kwargs
 from f8a_jobs.core.states import RunStatus
+from f8a_jobs.services import access, audit
 from f8a_jobs.services.runs.model import IN_BROKER
 from f8a_jobs.services.runs.queue import queue_manual
 from f8a_jobs.services.runs.remove import delete_failed
@@ -18,39 +20,61 @@ from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.tables import job_runs, jobs
 
 SHOWN = [column for column in job_runs.c if column.name != "graph"]  # a graph can be large
+STARTED_BY_MAX = 160  # job_runs.started_by
 
 
 def list_runs(
-    engine: Engine, job_id: str, limit: int = 100, offset: int = 0
+    engine: Engine,
+    job_id: str,
+    limit: int = 100,
+    offset: int = 0,
+    started_by: str | None = None,
+    caller: Caller = SERVICE.caller,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A job's runs, newest first."""
+    """A job's runs, newest first; ``started_by`` as runs record it (``user:alice``), or
+    its kind alone (``user``: started by any user)."""
+    where = [job_runs.c.job_id == job_id]
+    if started_by is not None:
+        where.append(_started_by(started_by))
     with engine.connect() as connection:
-        _check_job(connection, job_id)
+        access.check(connection, caller, job_id, READ)
         page = (
             select(*SHOWN)
-            .where(job_runs.c.job_id == job_id)
+            .where(*where)
             .order_by(job_runs.c.scheduled_for.desc(), job_runs.c.started_at.desc())
             .limit(limit)
             .offset(offset)
         )
         rows = connection.execute(page).all()
         total = connection.execute(
-            select(func.count()).select_from(job_runs).where(job_runs.c.job_id == job_id)
+            select(func.count()).select_from(job_runs).where(*where)
         ).scalar_one()
     return [run_json(row._mapping) for row in rows], total
 
 
-def _check_job(connection: Connection, job_id: str) -> None:
-    if connection.execute(select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first() is None:
-        raise JobNotFound(job_id)
+def _started_by(value: str) -> ColumnElement[bool]:
+    if not value or len(value) > STARTED_BY_MAX:
+        raise InvalidInput(
+            "started_by", f"expected e.g. 'schedule', 'user:alice' or 'user', got {value!r}"
+        )
+    if ":" in value:
+        return job_runs.c.started_by == value
+    return or_(
+        job_runs.c.started_by == value,
+        job_runs.c.started_by.startswith(f"{value}:", autoescape=True),
+    )
 
 
 def list_failed(
-    engine: Engine, limit: int = 100, offset: int = 0
+    engine: Engine, limit: int = 100, offset: int = 0, caller: Caller = SERVICE.caller
 ) -> tuple[list[dict[str, Any]], int]:
-    """Failed runs, newest first, with what it takes to reproduce them (but secrets: their
-    job's policy says which kwargs are)."""
+    """Failed runs of the jobs ``caller`` may read, newest first, with what it takes to
+    reproduce them (but secrets: their job's policy says which kwargs are)."""
     failed = job_runs.c.status == RunStatus.FAILED
+    if not caller.admin:  # the runs of a deleted job are for admins
+        failed = and_(
+            failed, job_runs.c.job_id.in_(select(jobs.c.job_id).where(access.allowed(caller)))
+        )
     page = (
         select(*SHOWN, jobs.c.policy)
         .select_from(job_runs.outerjoin(jobs, jobs.c.job_id == job_runs.c.job_id))
@@ -67,16 +91,23 @@ def list_failed(
     return [failed_json(row._mapping) for row in rows], total
 
 
-def clean_failed(engine: Engine) -> int:
+def clean_failed(engine: Engine, actor: Actor = SERVICE) -> int:
+    """Delete the failed runs of the jobs ``actor`` may change (an admin: every failed run)."""
+    caller = actor.caller
+    of_jobs = None if caller.admin else select(jobs.c.job_id).where(access.allowed(caller, WRITE))
     with engine.begin() as connection:
-        return delete_failed(connection)
+        removed = delete_failed(connection, of_jobs)
+        audit.record(connection, actor, "clean_failed", None, {"removed": removed})
+    return removed
 
 
-def request_run(engine: Engine, job_id: str) -> dict[str, Any]:
+def request_run(engine: Engine, job_id: str, actor: Actor = SERVICE) -> dict[str, Any]:
     """Queue one run of a job now; the leader's executor picks it up. The schedule is untouched."""
+    now = utcnow()
     with wakeups.changing(engine, wakeups.RUNS) as connection:
-        _check_job(connection, job_id)
-        row = queue_manual(connection, job_id, utcnow())
+        access.check(connection, actor.caller, job_id, WRITE)
+        row = queue_manual(connection, job_id, now, actor.caller.started_by)
+        audit.record(connection, actor, "run", job_id, {"run_id": row["run_id"]}, now)
     return run_json(row)
 
 
@@ -93,6 +124,7 @@ def run_json(run: Mapping[Any, Any]) -> dict[str, Any]:
         "run_id": run["run_id"],
         "job_id": run["job_id"],
         "trigger": run["trigger"],
+        "started_by": run.get("started_by"),
         "status": run["status"],
         "scheduled_for": iso(run["scheduled_for"]),
         "started_at": iso(run.get("started_at")),

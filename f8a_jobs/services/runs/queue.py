@@ -125,14 +125,18 @@ def _claim_at_once(
     return claimed
 
 
-def queue_manual(connection: Connection, job_id: str, now: datetime) -> dict[str, Any]:
+def queue_manual(
+    connection: Connection, job_id: str, now: datetime, started_by: str
+) -> dict[str, Any]:
     """Run-now: a queued run that runs even while another run of the job goes on."""
-    row = run_row(job_id, now, RunStatus.QUEUED, trigger=Trigger.MANUAL)
+    row = run_row(job_id, now, RunStatus.QUEUED, trigger=Trigger.MANUAL, started_by=started_by)
     connection.execute(insert(job_runs), row)
     return row
 
 
-def queue_backfill(connection: Connection, job_id: str, slots: list[datetime]) -> list[datetime]:
+def queue_backfill(
+    connection: Connection, job_id: str, slots: list[datetime], started_by: str
+) -> list[datetime]:
     """A backfill run for each of ``slots`` (oldest first) not backfilled yet; those queued."""
     if not slots:
         return []
@@ -146,7 +150,10 @@ def queue_backfill(connection: Connection, job_id: str, slots: list[datetime]) -
         ).scalars()
     )
     fresh = [slot for slot in slots if slot not in existing]
-    rows = [run_row(job_id, slot, RunStatus.QUEUED, trigger=Trigger.BACKFILL) for slot in fresh]
+    rows = [
+        run_row(job_id, slot, RunStatus.QUEUED, trigger=Trigger.BACKFILL, started_by=started_by)
+        for slot in fresh
+    ]
     insert_rows(connection, job_runs, rows, skip_conflicts=True)
     return fresh
 
@@ -163,7 +170,11 @@ def queue_followers(connection: Connection, ended: list[Ended]) -> int:
     followers = connection.execute(query).all()
     rows = [
         run_row(
-            row.job_id, moment + timedelta(microseconds=n), RunStatus.QUEUED, trigger=Trigger.AFTER
+            row.job_id,
+            moment + timedelta(microseconds=n),
+            RunStatus.QUEUED,
+            trigger=Trigger.AFTER,
+            started_by=f"after:{job_id}",
         )
         for row in followers
         for n, (job_id, status, moment) in enumerate(ended)

@@ -8,8 +8,9 @@ whatever their age. A workflow run's task rows and a run's logs go with it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Select, delete, select
 
 from f8a_jobs.core.states import FINISHED, RunStatus
 from f8a_jobs.services.runs import logs
@@ -27,13 +28,15 @@ def delete_runs(connection: Connection, job_id: str) -> None:
     connection.execute(delete(job_runs).where(job_runs.c.job_id == job_id))
 
 
-def delete_failed(connection: Connection) -> int:
-    failed = select(job_runs.c.run_id).where(job_runs.c.status == RunStatus.FAILED)
+def delete_failed(connection: Connection, of_jobs: Select[Any] | None = None) -> int:
+    """Delete failed runs: all, or those of the jobs ``of_jobs`` selects (their ids)."""
+    where = [job_runs.c.status == RunStatus.FAILED]
+    if of_jobs is not None:
+        where.append(job_runs.c.job_id.in_(of_jobs))
+    failed = select(job_runs.c.run_id).where(*where)
     connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(failed)))
     logs.delete_for(connection, failed)
-    return connection.execute(
-        delete(job_runs).where(job_runs.c.status == RunStatus.FAILED)
-    ).rowcount
+    return connection.execute(delete(job_runs).where(*where)).rowcount
 
 
 def delete_old_runs(connection: Connection, days: float, keep_last: int, now: datetime) -> int:

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from f8a_jobs.core.access import SERVICE, WRITE, Actor
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import JobNotFound, RunConflict, RunNotFound
 from f8a_jobs.core.states import FINISHED, WHOLE, RunStatus, TaskState
-from f8a_jobs.services import runs
+from f8a_jobs.services import access, audit, runs
 from f8a_jobs.services.runs import IN_BROKER, tasks
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.tables import job_runs, jobs
@@ -97,10 +98,12 @@ def _fields(row: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def cancel_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
+def cancel_run(engine: Engine, job_id: str, run_id: str, actor: Actor = SERVICE) -> dict[str, Any]:
     """Cancel what has not started: a queued run (or a remote one no worker took) at once, a
     running workflow's pending tasks (the tasks running finish)."""
+    now = utcnow()
     with wakeups.changing(engine, wakeups.RUNS) as connection:
+        access.check(connection, actor.caller, job_id, WRITE)
         row = run_row(connection, job_id, run_id)
         if row["status"] in FINISHED:
             raise RunConflict(run_id, f"the run has already ended ({row['status']})")
@@ -111,7 +114,8 @@ def cancel_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
             and not _is_workflow(connection, job_id)
         ):
             raise RunConflict(run_id, "a running run of a plain job cannot be cancelled")
-        runs.request_cancel(connection, run_id, utcnow())
+        before = runs.request_cancel(connection, run_id, now)
+        audit.record(connection, actor, "cancel", job_id, {"run_id": run_id, "status": before}, now)
     return get_run(engine, job_id, run_id)
 
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from f8a_jobs.core.access import SERVICE, WRITE, Actor
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import InvalidInput, RunConflict
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.core.states import DONE, WHOLE, RunStatus
-from f8a_jobs.services import runs
+from f8a_jobs.services import access, audit, runs
 from f8a_jobs.services.runs import logs as run_logs
 from f8a_jobs.services.runs import tasks
 from f8a_jobs.services.workflows.expand import check_acyclic, expand, graph_json, job_lookup
@@ -30,12 +31,16 @@ DEFINITIONS = ("snapshot", "current")
 TASK_HISTORY = ("state", "tries", "started_at", "finished_at", "error", "worker")
 
 
-def retry_run(engine: Engine, job_id: str, run_id: str, definition: str = "snapshot") -> Any:
-    """Queue a failed or cancelled workflow run again; returns the run as the API shows it."""
+def retry_run(
+    engine: Engine, job_id: str, run_id: str, definition: str = "snapshot", actor: Actor = SERVICE
+) -> Any:
+    """Queue a failed or cancelled workflow run again; returns the run as the API shows it.
+    The run is started by the retrying user now; its attempts keep who started each."""
     if definition not in DEFINITIONS:
         raise InvalidInput("definition", f"{definition!r} is not one of {', '.join(DEFINITIONS)}")
     now = utcnow()
     with wakeups.changing(engine, wakeups.RUNS) as connection:
+        access.check(connection, actor.caller, job_id, WRITE)
         row = run_row(connection, job_id, run_id, lock=True)
         if row["graph"] is None:
             raise RunConflict(run_id, "only a workflow run that started can be retried")
@@ -51,8 +56,11 @@ def retry_run(engine: Engine, job_id: str, run_id: str, definition: str = "snaps
             tasks.reset_for_retry(connection, run_id, now)
         else:
             tasks.reset_to_graph(connection, run_id, [node["name"] for node in graph["tasks"]])
-        runs.requeue(connection, run_id, [*(row["attempts"] or []), attempt], graph)
+        attempts = [*(row["attempts"] or []), attempt]
+        runs.requeue(connection, run_id, attempts, actor.caller.started_by, graph)
         run_logs.keep_as_attempt(connection, run_id, attempt["attempt"])
+        details = {"run_id": run_id, "attempt": attempt["attempt"], "definition": definition}
+        audit.record(connection, actor, "retry", job_id, details, now)
     return get_run(engine, job_id, run_id)
 
 
@@ -81,6 +89,7 @@ def _ended_attempt(
     return {
         "attempt": len(run["attempts"] or []) + 1,
         "status": run["status"],
+        "started_by": run["started_by"],
         "started_at": iso(run["started_at"]),
         "finished_at": iso(run["finished_at"]),
         "error": run["error"],

@@ -1,0 +1,54 @@
+"""Who the caller is (``/whoami``), and who did what: a job's history and the whole trail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import connexion
+
+from f8a_jobs.api.auth import caller, readable
+from f8a_jobs.api.context import Response, engine, reply
+from f8a_jobs.core.errors import Forbidden, InvalidInput
+from f8a_jobs.services import audit
+
+
+def get_whoami() -> Response:
+    return reply(caller().json())
+
+
+def get_history(
+    job_id: str, limit: int = 100, cursor: str | None = None, action: str | None = None
+) -> Response:
+    """A job's changes, newest first: for those who may read the job."""
+    readable(job_id)
+    query = audit.AuditQuery(job_id=job_id, action=action, limit=limit, cursor=cursor)
+    return reply(audit.read(engine(), query))
+
+
+def get_audit(
+    job_id: str | None = None,
+    action: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Response:
+    """The whole trail, for admins. The ``user`` filter is read from the query string: Connexion
+    passes the caller's name to a parameter called ``user``."""
+    if not caller().admin:
+        raise Forbidden("audit", "only an admin may read the whole audit trail")
+    user = connexion.request.query_params.get("user")
+    query = audit.AuditQuery(
+        job_id, user, action, _moment(since, "since"), _moment(until, "until"), limit, cursor
+    )
+    return reply(audit.read(engine(), query))
+
+
+def _moment(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, f"cannot read {value!r} as an ISO 8601 date and time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

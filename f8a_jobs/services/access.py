@@ -1,0 +1,58 @@
+"""Permissions as the database applies them: which jobs a caller may read or write, as a
+condition for queries over many jobs, and a check for one job. A job the caller may not read
+is "not found" (404), as if it did not exist; one they may read but not change is 403."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, or_, select, true
+
+from f8a_jobs.core.access import GROUP, OTHERS, OWNER, READ, RIGHT_NAMES, WRITE, Caller, allows
+from f8a_jobs.core.errors import Forbidden, JobNotFound
+from f8a_jobs.storage.tables import jobs
+
+ACCESS_COLUMNS = (jobs.c.job_id, jobs.c.owner, jobs.c.group_name, jobs.c.permissions)
+
+
+def _letter(start: int, right: str) -> str:
+    """A LIKE pattern: ``right`` at its place in the pair starting at ``start``."""
+    place = start + (right == WRITE)
+    return "_" * place + right + "_" * (5 - place)
+
+
+def allowed(caller: Caller, right: str = READ) -> ColumnElement[bool]:
+    """The jobs (rows of ``jobs``) on which ``caller`` has ``right``."""
+    if caller.admin:
+        return true()
+    mine = jobs.c.owner == caller.user
+    in_group = jobs.c.group_name.in_(caller.groups) if caller.groups else None
+    others = ~mine if in_group is None else and_(~mine, or_(~in_group, jobs.c.group_name.is_(None)))
+    clauses = [and_(mine, jobs.c.permissions.like(_letter(OWNER, right)))]
+    if in_group is not None:
+        clauses.append(and_(~mine, in_group, jobs.c.permissions.like(_letter(GROUP, right))))
+    clauses.append(and_(others, jobs.c.permissions.like(_letter(OTHERS, right))))
+    return or_(*clauses)
+
+
+def check(
+    connection: Connection, caller: Caller, job_id: str, right: str = READ
+) -> Mapping[Any, Any]:
+    """The job's access fields if ``caller`` has ``right`` on it: a 404 when they may not
+    even read it (or there is no such job), a 403 naming the right otherwise."""
+    row = connection.execute(select(*ACCESS_COLUMNS).where(jobs.c.job_id == job_id)).first()
+    if row is None or not permits(caller, row._mapping, READ):
+        raise JobNotFound(job_id)
+    if right != READ and not permits(caller, row._mapping, right):
+        raise Forbidden(
+            "job_id",
+            f"{caller.user!r} may read job {job_id!r} but lacks the {RIGHT_NAMES[right]} "
+            f"right ({row.permissions}, owner {row.owner!r}, group {row.group_name!r})",
+        )
+    return row._mapping
+
+
+def permits(caller: Caller, job: Mapping[Any, Any], right: str) -> bool:
+    """``job``: a row with ``owner``, ``group_name`` and ``permissions``."""
+    return allows(caller, job["owner"], job["group_name"], job["permissions"], right)
