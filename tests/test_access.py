@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from f8a_jobs.api.auth import Identities
 from f8a_jobs.api.users_file import token_digest
+from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import ConfigurationError, InvalidInput
 from f8a_jobs.core.settings import Settings
-from f8a_jobs.core.clock import utcnow
 from tests.conftest import free_port, module_server, poll, wipe
 
 ISSUER, AUDIENCE = "https://idp.test", "f8a-jobs"
