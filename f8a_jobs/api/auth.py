@@ -5,6 +5,7 @@ then listens on loopback only, unless ``F8A_JOBS_ALLOW_ANONYMOUS``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from typing import Any
@@ -81,10 +82,15 @@ def identities() -> Identities:
     return _identities
 
 
-def check_token(token: str) -> dict[str, Any]:
-    """Connexion's bearer check: the caller as ``token_info``, or a 401 saying why not."""
+async def check_token(token: str) -> dict[str, Any]:
+    """Connexion's bearer check: the caller as ``token_info``, or a 401 saying why not. A JWT
+    is checked in a thread: fetching the provider's keys must not hold the event loop."""
+    known = identities()
     try:
-        caller = identities().caller(token)
+        if known.jwt is not None and looks_like_jwt(token):
+            caller = await asyncio.to_thread(known.caller, token)
+        else:
+            caller = known.caller(token)
     except TokenRefused as refused:
         raise OAuthProblem(detail=str(refused)) from None
     return {"sub": caller.user, "groups": list(caller.groups), "admin": caller.admin}

@@ -8,6 +8,7 @@ optional ``reason``) and ``details``: the fields an edit changed with their old 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,13 +37,16 @@ ACTIONS = (
     "service_resume",
 )
 MAX_REASON = 1000
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tabs and line breaks are text
 
 
 def parse_reason(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > MAX_REASON:
-        raise InvalidInput("reason", f"expected a text of at most {MAX_REASON} characters")
+    if not isinstance(value, str) or len(value) > MAX_REASON or CONTROL.search(value):
+        raise InvalidInput(
+            "reason", f"expected a text of at most {MAX_REASON} characters, no control characters"
+        )
     return value
 
 
