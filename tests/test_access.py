@@ -179,6 +179,8 @@ def test_whoami_for_users_of_the_file_and_a_jwt(api, users, keys):
         ({"sub": "dana", "aud": "another-service"}, False, "audience"),
         ({"sub": "dana", "iss": "https://elsewhere.test"}, False, "issuer"),
         ({"sub": None}, False, "'sub'"),
+        ({"sub": "system"}, False, "not a user name"),  # the owner of the default jobs
+        ({"sub": "token-1"}, False, "not a user name"),
     ],
 )
 def test_refused_jwts_are_a_401_naming_the_reason(api, users, keys, claims, forged, reason):
@@ -201,7 +203,13 @@ def test_the_users_file_is_read_again_when_it_changes(api, users):
     assert dave.get("/whoami").json()["groups"] == ["ops"]
 
     # a file that does not parse, then one naming an unknown group: refused, the last good stays
-    for bad, why in (("users: [alice", "not valid YAML"), (_with_unknown_group(), "unknown group")):
+    refused = (
+        ("users: [alice", "not valid YAML"),
+        (_with_unknown_group(), "unknown group"),
+        ("users: {dave: {tokens: 5}}", "expected a list of digests"),
+        ("users: {system: {tokens: []}}", "reserved"),
+    )
+    for bad, why in refused:
         api.users_file.write_text(bad)
         poll(lambda why=why: why in api.client.get("/readiness").json().get("users_file", ""))
         readiness = api.client.get("/readiness")
@@ -296,6 +304,7 @@ def test_no_read_is_a_404_everywhere_and_read_without_write_a_403(users):
     assert refused.json()["detail"].startswith("job_id: 'bob' may read job 'readable'")
     assert "write" in refused.json()["detail"]
     assert bob.post("/jobs/readable/run").status_code == 403
+    assert bob.post("/jobs/readable/run", params={"dry_run": "true"}).status_code == 403
     assert bob.delete("/jobs/readable").status_code == 403
     assert users["alice"].get("/jobs/readable").json()["job"]["periodically"] == "1 hour"
 
@@ -337,6 +346,8 @@ def test_failed_runs_and_flows_list_only_readable_jobs(users):
     # clean-failed forgets only what the caller may change
     assert users["bob"].delete("/jobs/clean-failed").json() == {"removed": 1}
     assert users["root"].get("/jobs", params={"job_type": "failed"}).json()["total"] == 1
+    [row] = users["root"].get("/audit", params={"action": "clean_failed"}).json()["entries"]
+    assert (row["user"], row["job_id"], row["details"]) == ("bob", None, {"removed": 1})
 
 
 def test_owner_group_and_permissions_are_changed_only_by_the_owner_or_an_admin(users):
@@ -404,8 +415,21 @@ def test_references_need_read_on_the_jobs_they_name(users):
                 "tasks": [{"name": "inner", "job": "a-private"}]}
     refused = carol.post("/jobs", json=workflow)
     assert refused.status_code == 400 and "a-private" in refused.json()["detail"]
-    workflow["tasks"] = [{"name": "inner", "job": "a-open"}]
+    workflow["tasks"] = [{"name": "inner", "job": "a-open", "kwargs": {}}]
     assert carol.post("/jobs", json=workflow).status_code == 201
+    # running alice's job with kwargs of carol's own is running it as she chose: write needed
+    workflow.update(job_id="c-flow-2", tasks=[{"name": "inner", "job": "a-open", "kwargs": {"x": 1}}])
+    refused = carol.post("/jobs", json=workflow)
+    assert refused.status_code == 403 and "write" in refused.json()["detail"]
+
+
+def test_a_job_in_use_names_only_the_users_the_caller_may_see(users):
+    create(users["alice"], job_id="base", permissions="rwrwrw")
+    create(users["carol"], job_id="hidden-follower", after={"job_id": "base"}, periodically=None,
+           permissions="rw----")
+    refused = users["alice"].delete("/jobs/base")
+    assert refused.status_code == 409
+    assert "hidden-follower" not in refused.text and "1 more you cannot see" in refused.text
 
 
 # --- started by -----------------------------------------------------------------------------
@@ -448,6 +472,8 @@ def test_a_retried_workflow_run_is_started_by_the_retrying_user(users):
     again = retried.json()["run"]
     assert again["started_by"] == "user:bob"
     assert again["attempts"][0]["started_by"] == "user:alice"
+    [row] = history(users["alice"], "wf", action="retry")
+    assert (row["user"], row["reason"], row["details"]["run_id"]) == ("bob", "try", run["run_id"])
 
 
 # --- audit ----------------------------------------------------------------------------------
@@ -499,6 +525,23 @@ def test_each_action_leaves_an_audit_row_with_who_what_and_why(users):
     [row] = deleted.json()["entries"]
     assert (row["user"], row["reason"]) == ("root", "retired")
     assert row["details"]["job"]["kwargs"] == masked
+
+
+def test_a_pause_on_failure_is_audited_as_the_services_own(users):
+    create(users["alice"], job_id="fragile", handler="Fail", kwargs={"message": "x"},
+           pause_on_failure=True)
+    run = users["alice"].post("/jobs/fragile/run").json()["run"]
+    assert finished(users["alice"], "fragile", run["run_id"])["status"] == "failed"
+    row = poll(lambda: history(users["alice"], "fragile", action="pause"))[0]
+    assert (row["user"], row["details"]) == ("system", {"cause": "pause_on_failure"})
+
+
+def test_history_starts_with_the_job_not_with_an_earlier_one_of_its_id(users):
+    create(users["alice"], job_id="reused", permissions="rw----")
+    users["alice"].put("/jobs/reused", params={"state": "running", "reason": "private matter"})
+    users["alice"].delete("/jobs/reused")
+    create(users["bob"], job_id="reused")
+    assert [(e["user"], e["action"]) for e in history(users["bob"], "reused")] == [("bob", "create")]
 
 
 def test_a_refused_change_leaves_no_row_and_no_change(users):

@@ -19,9 +19,12 @@ def get_whoami() -> Response:
 def get_history(
     job_id: str, limit: int = 100, cursor: str | None = None, action: str | None = None
 ) -> Response:
-    """A job's changes, newest first: for those who may read the job."""
-    readable(job_id)
-    query = audit.AuditQuery(job_id=job_id, action=action, limit=limit, cursor=cursor)
+    """A job's changes, newest first: for those who may read the job, since it was created
+    (an earlier job of the same id, deleted, is not this one: admins read it in ``/audit``)."""
+    created = readable(job_id)
+    query = audit.AuditQuery(
+        job_id=job_id, action=action, since=created, limit=limit, cursor=cursor
+    )
     return reply(audit.read(engine(), query))
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from connexion import context
 from connexion.exceptions import OAuthProblem
@@ -16,8 +17,8 @@ from connexion.exceptions import OAuthProblem
 from f8a_jobs.api.context import engine
 from f8a_jobs.api.jwt_tokens import JwtVerifier, TokenRefused, looks_like_jwt
 from f8a_jobs.api.users_file import UsersFile
-from f8a_jobs.core.access import ANONYMOUS, READ, Actor, Caller
-from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.access import ANONYMOUS, READ, WRITE, Actor, Caller
+from f8a_jobs.core.errors import InvalidInput, Unauthenticated
 from f8a_jobs.core.settings import Settings
 from f8a_jobs.services import access
 from f8a_jobs.services.audit import parse_reason
@@ -29,9 +30,16 @@ class Identities:
     """The identity sources the settings configure."""
 
     def __init__(self, settings: Settings) -> None:
+        self.required = settings.identities
         self.api_tokens = tuple(token.encode() for token in settings.api_tokens)
+        reserved = frozenset(
+            {settings.system_owner, ANONYMOUS.user}
+            | {f"token-{n + 1}" for n in range(len(settings.api_tokens))}
+        )
         self.users = (
-            UsersFile(settings.users_file, settings.admin_groups) if settings.users_file else None
+            UsersFile(settings.users_file, settings.admin_groups, reserved)
+            if settings.users_file
+            else None
         )
         self.jwt = JwtVerifier(settings) if settings.jwt_configured else None
 
@@ -53,10 +61,9 @@ class Identities:
         (a JWT may bring any group, so with JWTs any name goes)."""
         if self.users is None or self.jwt is not None or not isinstance(group, str):
             return
-        known = self.users.groups()
-        if group not in known:
+        if group not in self.users.groups():
             raise InvalidInput(
-                "group", f"unknown group {group!r}; the users file knows {', '.join(sorted(known))}"
+                "group", f"unknown group {group!r}: the users file has no such group"
             )
 
     @property
@@ -100,16 +107,26 @@ def caller() -> Caller:
     """Who makes the request being served (an admin when no identities are configured)."""
     info = context.context.get("token_info")
     if not info:
+        if identities().required:  # an operation the spec leaves open asked who calls
+            raise Unauthenticated("a bearer token is needed")
         return ANONYMOUS
     return Caller(info["sub"], tuple(info["groups"]), bool(info["admin"]))
 
 
-def readable(job_id: str) -> None:
-    """A 404 unless the caller may read the job (as if it did not exist)."""
+def readable(job_id: str) -> datetime:
+    """When the job was created; a 404 unless the caller may read it (as if it did not
+    exist)."""
+    with engine().connect() as connection:
+        job = access.check(connection, caller(), job_id, READ)
+    return cast(datetime, job["created_at"])
+
+
+def writable(job_id: str) -> None:
+    """A 404 unless the caller may read the job, a 403 unless they may also change it."""
     who = caller()
     if not who.admin:
         with engine().connect() as connection:
-            access.check(connection, who, job_id, READ)
+            access.check(connection, who, job_id, WRITE)
 
 
 def actor(reason: Any = None) -> Actor:

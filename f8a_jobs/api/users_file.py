@@ -39,12 +39,15 @@ def token_digest(token: str) -> str:
 class UsersFile:
     """The users of one file, as last read successfully."""
 
-    def __init__(self, path: Path, admin_groups: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, path: Path, admin_groups: tuple[str, ...] = (), reserved: frozenset[str] = frozenset()
+    ) -> None:
         self.path = path
         self.admin_groups = admin_groups
+        self.reserved = reserved
         self.problem: str | None = None
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._tokens: list[tuple[bytes, Caller]] = []
         self._groups: frozenset[str] = frozenset()
         if not self.refresh():
@@ -70,16 +73,18 @@ class UsersFile:
             status = self.path.stat()
         except OSError as error:
             return self._refused(f"{self.path}: cannot read it: {error.strerror}", None)
-        stamp = (status.st_mtime_ns, status.st_size, status.st_ino)
+        stamp = (status.st_mtime_ns, status.st_ctime_ns, status.st_size, status.st_ino)
         if stamp == self._stamp:
             return self.problem is None
         with self._lock:
             if stamp == self._stamp:
                 return self.problem is None
             try:
-                tokens, groups = parse_users(self._read(), self.admin_groups)
+                tokens, groups = parse_users(self._read(), self.admin_groups, self.reserved)
             except F8aJobsError as error:
                 return self._refused(f"{self.path}: {error.detail}", stamp)
+            except Exception as error:  # a shape parse_users did not foresee: refused all the same
+                return self._refused(f"{self.path}: cannot read it: {error!r}", stamp)
             self._tokens, self._groups, self._stamp, self.problem = tokens, groups, stamp, None
             log.info("users file %s: %d users", self.path, len({c.user for _, c in tokens}))
             return True
@@ -92,7 +97,7 @@ class UsersFile:
         except yaml.YAMLError as error:
             raise InvalidInput("yaml", f"not valid YAML: {error}") from None
 
-    def _refused(self, problem: str, stamp: tuple[int, int, int] | None) -> bool:
+    def _refused(self, problem: str, stamp: tuple[int, ...] | None) -> bool:
         if problem != self.problem:
             kept = "the users read before stay in force" if self._stamp else "no users"
             log.error("users file refused: %s; %s", problem, kept)
@@ -101,7 +106,7 @@ class UsersFile:
 
 
 def parse_users(
-    data: Any, admin_groups: tuple[str, ...] = ()
+    data: Any, admin_groups: tuple[str, ...] = (), reserved: frozenset[str] = frozenset()
 ) -> tuple[list[tuple[bytes, Caller]], frozenset[str]]:
     """The callers by token digest, and the groups there are; errors name the entry."""
     if not isinstance(data, Mapping) or not isinstance(data.get("users"), Mapping):
@@ -111,7 +116,14 @@ def parse_users(
     tokens: dict[str, Caller] = {}
     for name, entry in data["users"].items():
         caller = _caller(name, entry, declared, admin_groups)
-        for n, digest in enumerate(entry.get("tokens") or ()):
+        if caller.user in reserved:
+            raise InvalidInput(f"users.{name}", "the name is reserved (the system owner, token-N)")
+        listed = entry.get("tokens") or []
+        if not isinstance(listed, list):
+            raise InvalidInput(
+                f"users.{name}.tokens", f"expected a list of digests, got {listed!r}"
+            )
+        for n, digest in enumerate(listed):
             field = f"users.{name}.tokens[{n}]"
             if not isinstance(digest, str) or not DIGEST.fullmatch(digest.lower()):
                 raise InvalidInput(field, "expected a SHA-256 hex digest (f8a-jobs hash-token)")

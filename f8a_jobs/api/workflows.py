@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from f8a_jobs.api.auth import actor, caller, readable
+from f8a_jobs.api.auth import actor, caller, readable, writable
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.services import jobs, runs
@@ -21,6 +21,9 @@ def post_run(job_id: str, dry_run: bool = False, reason: str | None = None) -> R
 
 
 def dry_run_tasks(job_id: str) -> list[dict[str, Any]]:
+    """A dry run runs the tasks' checks with the job's kwargs, secrets too: as a run, it
+    needs the write right."""
+    writable(job_id)
     job = _workflow_job(job_id, "dry_run")
     return dry_run(engine(), job)
 

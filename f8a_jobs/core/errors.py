@@ -40,6 +40,10 @@ class JobNotFound(F8aJobsError):
         super().__init__(f"job_id: no job with id {job_id!r}", "job_id")
 
 
+class Unauthenticated(F8aJobsError):
+    status = 401
+
+
 class Forbidden(F8aJobsError):
     """The caller may see what they asked about, but lacks the right to change it."""
 

@@ -14,6 +14,7 @@ from f8a_jobs.core.errors import Forbidden, JobNotFound
 from f8a_jobs.storage.tables import jobs
 
 ACCESS_COLUMNS = (jobs.c.job_id, jobs.c.owner, jobs.c.group_name, jobs.c.permissions)
+CHECKED = (*ACCESS_COLUMNS, jobs.c.created_at)
 
 
 def _letter(start: int, right: str) -> str:
@@ -40,8 +41,10 @@ def check(
     connection: Connection, caller: Caller, job_id: str, right: str = READ
 ) -> Mapping[Any, Any]:
     """The job's access fields if ``caller`` has ``right`` on it: a 404 when they may not
-    even read it (or there is no such job), a 403 naming the right otherwise."""
-    row = connection.execute(select(*ACCESS_COLUMNS).where(jobs.c.job_id == job_id)).first()
+    even read it (or there is no such job), a 403 naming the right otherwise. A write check
+    locks the job's row until the transaction ends: permissions changed meanwhile wait."""
+    query = select(*CHECKED).where(jobs.c.job_id == job_id)
+    row = connection.execute(query.with_for_update() if right == WRITE else query).first()
     if row is None or not permits(caller, row._mapping, READ):
         raise JobNotFound(job_id)
     if right != READ and not permits(caller, row._mapping, right):
@@ -51,6 +54,17 @@ def check(
             f"right ({row.permissions}, owner {row.owner!r}, group {row.group_name!r})",
         )
     return row._mapping
+
+
+def visible(connection: Connection, caller: Caller, job_ids: list[str]) -> list[str]:
+    """Those of ``job_ids`` the caller may read (an error names no job they may not see)."""
+    if caller.admin or not job_ids:
+        return job_ids
+    query = select(jobs.c.job_id).where(jobs.c.job_id.in_(job_ids), allowed(caller, READ))
+    readable = set(connection.execute(query).scalars())
+    shown = [job_id for job_id in job_ids if job_id in readable]
+    hidden = len(job_ids) - len(shown)
+    return shown + ([f"{hidden} more you cannot see"] if hidden else [])
 
 
 def permits(caller: Caller, job: Mapping[Any, Any], right: str) -> bool:

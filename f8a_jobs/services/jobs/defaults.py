@@ -27,7 +27,7 @@ from f8a_jobs.core.settings import get_settings
 from f8a_jobs.services import audit
 from f8a_jobs.services.jobs import store
 from f8a_jobs.services.jobs.service import replace_job
-from f8a_jobs.services.jobs.spec import parse_job
+from f8a_jobs.services.jobs.spec import JobSpec, parse_job
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.locks import exclusive
 from f8a_jobs.storage.tables import jobs
@@ -97,11 +97,25 @@ def load_default_jobs(engine: Engine, directory: Path) -> LoadReport:
     return report
 
 
+def _owned(job: JobSpec, data: dict[str, Any], known: Any) -> JobSpec:
+    """The file's owner, group and permissions where it names them; else those the job has
+    (an admin may have changed them through the API), or the system owner's for a new job."""
+    if known is None:
+        return dataclasses.replace(job, owner=job.owner or get_settings().system_owner)
+    return dataclasses.replace(
+        job,
+        owner=job.owner or known.owner,
+        group=job.group if "group" in data else known.group_name,
+        permissions=job.permissions if "permissions" in data else known.permissions,
+    )
+
+
 def _load_file(engine: Engine, path: Path, report: LoadReport) -> None:
     data, digest = read_job_file(path)
     with engine.connect() as connection:
+        columns = (jobs.c.source, jobs.c.source_hash, jobs.c.owner, jobs.c.group_name)
         known = connection.execute(
-            select(jobs.c.source, jobs.c.source_hash).where(jobs.c.job_id == data["job_id"])
+            select(*columns, jobs.c.permissions).where(jobs.c.job_id == data["job_id"])
         ).first()
     if known is not None and known.source != path.name:
         origin = "through the API" if known.source == "api" else f"by {known.source}"
@@ -112,10 +126,9 @@ def _load_file(engine: Engine, path: Path, report: LoadReport) -> None:
     if known is not None and known.source_hash == digest:
         report.unchanged.append(data["job_id"])
         return
-    job = parse_job(data, source=path.name)
-    owner = job.owner or get_settings().system_owner
-    job = dataclasses.replace(job, source_hash=digest, owner=owner)
-    actor = Actor(Caller(owner, admin=True), f"default job file {path.name}")
+    job = _owned(parse_job(data, source=path.name), data, known)
+    job = dataclasses.replace(job, source_hash=digest)
+    actor = Actor(Caller(get_settings().system_owner, admin=True), f"default job file {path.name}")
     with wakeups.changing(engine, wakeups.JOBS) as connection:
         if known is None:
             store.add(connection, job, utcnow())

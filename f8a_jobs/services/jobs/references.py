@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from f8a_jobs.core.access import READ, Caller
+from f8a_jobs.core.access import READ, WRITE, Caller
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.services import access
+from f8a_jobs.services.access import check
 from f8a_jobs.services.jobs.spec import JobSpec
 from f8a_jobs.services.workflows.expand import JobSource, expand, job_lookup
+from f8a_jobs.services.workflows.spec import WorkflowSpec
 from f8a_jobs.storage.tables import jobs
 
 
@@ -56,7 +58,16 @@ def check_jobs_inside(connection: Connection, job: JobSpec, caller: Caller) -> N
             return mine
         return stored(job_id) if _readable(connection, caller, job_id) else None
 
+    _check_overrides(connection, workflow, caller)
     expand(job.job_id, workflow, lookup, get_settings().workflow_max_tasks)
+
+
+def _check_overrides(connection: Connection, workflow: WorkflowSpec, caller: Caller) -> None:
+    """A task that runs another job with kwargs of its own needs the write right on that job:
+    it would run the job's handler, with the job's secret kwargs, as the writer chose."""
+    for task in workflow.tasks:
+        if task.job is not None and task.kwargs and _readable(connection, caller, task.job):
+            check(connection, caller, task.job, WRITE)
 
 
 def _readable(connection: Connection, caller: Caller, job_id: str) -> bool:

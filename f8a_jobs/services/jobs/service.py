@@ -137,10 +137,11 @@ def delete_job(engine: Engine, job_id: str, actor: Actor = SERVICE) -> None:
         stored = store.locked(connection, job_id)
         users = workflows_using(connection, job_id)
         if users:
-            raise JobInUse(job_id, users)
+            raise JobInUse(job_id, access.visible(connection, actor.caller, users))
         followers = followers_of(connection, job_id)
         if followers:
-            raise JobInUse(job_id, followers, "is followed ('after') by the jobs")
+            shown = access.visible(connection, actor.caller, followers)
+            raise JobInUse(job_id, shown, "is followed ('after') by the jobs")
         store.remove(connection, job_id)
         runs.delete_runs(connection, job_id)
         audit.record(connection, actor, "delete", job_id, {"job": job_json(stored)})

@@ -9,12 +9,16 @@ from typing import Any
 
 from sqlalchemy import Connection, case, delete, insert, literal, select, update
 
+from f8a_jobs.core.access import SERVICE, Actor
 from f8a_jobs.core.errors import JobNotFound
 from f8a_jobs.core.schedules import first_run_time
 from f8a_jobs.core.states import JobState
+from f8a_jobs.services import audit
 from f8a_jobs.services.jobs.spec import JobSpec
 from f8a_jobs.storage.bulk import among, update_rows
 from f8a_jobs.storage.tables import jobs
+
+PAUSED_ON_FAILURE = Actor(SERVICE.caller, "a run failed its last try (pause_on_failure)")
 
 
 def add(connection: Connection, job: JobSpec, now: datetime) -> dict[str, Any]:
@@ -66,8 +70,13 @@ def advance(connection: Connection, advances: list[dict[str, Any]]) -> set[str]:
 
 
 def pause(connection: Connection, job_ids: list[str]) -> None:
-    """Pause jobs whose run failed after its last try (``pause_on_failure``)."""
+    """Pause jobs whose run failed after its last try (``pause_on_failure``), audited as the
+    service's own change."""
     if job_ids:
+        for job_id in job_ids:
+            audit.record(
+                connection, PAUSED_ON_FAILURE, "pause", job_id, {"cause": "pause_on_failure"}
+            )
         connection.execute(
             update(jobs)
             .where(among(connection, jobs.c.job_id, job_ids))
