@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 import yaml
@@ -24,6 +25,7 @@ from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import ConfigurationError, InvalidInput
 from f8a_jobs.core.settings import Settings
 from tests.conftest import free_port, module_server, poll, wipe
+from tests.test_run_logs import _events as sse_events
 
 ISSUER, AUDIENCE = "https://idp.test", "f8a-jobs"
 USERS = {
@@ -307,6 +309,28 @@ def test_no_read_is_a_404_everywhere_and_read_without_write_a_403(users):
     assert bob.post("/jobs/readable/run", params={"dry_run": "true"}).status_code == 403
     assert bob.delete("/jobs/readable").status_code == 403
     assert users["alice"].get("/jobs/readable").json()["job"]["periodically"] == "1 hour"
+
+
+def test_a_log_follower_who_loses_the_read_right_is_cut_off(api, users, tmp_path):
+    go = tmp_path / "go"
+    create(users["alice"], job_id="watched", handler="Chatty",
+           kwargs={"tag": "W", "wait_for": str(go)})
+    run = users["alice"].post("/jobs/watched/run").json()["run"]
+    bob = users["bob"]
+    events = []
+    with api.client.stream("GET", f"/jobs/watched/runs/{run['run_id']}/logs",
+                           params={"follow": "true"}, headers=bob.headers,
+                           timeout=httpx.Timeout(60)) as stream:
+        for event in sse_events(stream):
+            events.append(event)
+            if event.get("data", {}).get("message") == "W line 2" and len(events) == 3:
+                private = users["alice"].patch("/jobs/watched", json={"permissions": "rw----"})
+                assert private.status_code == 200
+            if event["event"] == "end":
+                break
+    go.touch()
+    assert events[-1]["event"] == "end"
+    assert "no job with id 'watched'" in events[-1]["data"]["error"]
 
 
 def test_lists_and_counts_show_only_what_the_caller_may_read(users):

@@ -16,15 +16,18 @@ from typing import Any
 
 import flask
 
-from f8a_jobs.api.auth import readable
+from f8a_jobs.api.auth import caller, readable
 from f8a_jobs.api.context import Response, engine, reply
+from f8a_jobs.core.access import READ, Caller
 from f8a_jobs.core.errors import F8aJobsError, InvalidInput
 from f8a_jobs.core.settings import get_settings
+from f8a_jobs.services import access
 from f8a_jobs.services.runs import log_view
 from f8a_jobs.services.runs.logs import Query
 
 POLL = 0.5  # seconds between a follower's reads
 KEEP_ALIVE = 15.0  # a comment line this often, so a client that left is noticed
+RECHECK = 5.0  # seconds between checks that the follower may still read the job
 TEXT = "text/plain"
 
 
@@ -100,7 +103,7 @@ def _follow(job_id: str, query: Query) -> Any:
     if not slots.acquire(blocking=False):
         raise TooManyFollowers(get_settings().log_followers)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    stream = _events(job_id, query, first, slots)
+    stream = _events(job_id, query, first, slots, caller())
     return flask.Response(stream, 200, headers, mimetype="text/event-stream")
 
 
@@ -113,11 +116,16 @@ def _slots() -> threading.BoundedSemaphore:
 
 
 def _events(
-    job_id: str, query: Query, page: log_view.Page, slots: threading.BoundedSemaphore
+    job_id: str,
+    query: Query,
+    page: log_view.Page,
+    slots: threading.BoundedSemaphore,
+    who: Caller,
 ) -> Iterator[str]:
-    """Each record as an event (its id the cursor), then ``end`` once the try has ended."""
+    """Each record as an event (its id the cursor), then ``end`` once the try has ended, or
+    once the follower may no longer read the job (checked every ``RECHECK`` seconds)."""
     try:
-        quiet_since = time.monotonic()
+        quiet_since = checked_at = time.monotonic()
         while True:
             for record, cursor in zip(page.records, page.cursors, strict=True):
                 yield f"id: {cursor}\nevent: record\ndata: {json.dumps(record)}\n\n"
@@ -133,8 +141,12 @@ def _events(
             if not page.records:
                 time.sleep(POLL)  # the try runs and logged nothing new: read again soon
             try:
+                if time.monotonic() - checked_at > RECHECK:
+                    checked_at = time.monotonic()
+                    with engine().connect() as connection:
+                        access.check(connection, who, job_id, READ)
                 page = log_view.read(engine(), job_id, query)
-            except F8aJobsError as error:  # the run went (deleted) while followed
+            except F8aJobsError as error:  # the run went (deleted), or the right, while followed
                 yield f"event: end\ndata: {json.dumps({'error': error.detail})}\n\n"
                 return
     finally:
