@@ -22,6 +22,7 @@ from bench import (
     logs,
     ours,
     remote,
+    run_search,
     workflows,
 )
 from bench.database import fresh_database
@@ -182,6 +183,17 @@ def main() -> int:
         flush=True,
     )
 
+    with fresh_database("search") as url:
+        rs = run_search.measure(url)
+    last = run_search.DEEP_PAGES[-1]
+    print(
+        f"(9) GET /runs over {run_search.RUNS:,} runs, {run_search.PAGE} a page (p50 of "
+        f"{run_search.REPEATS}): first page {rs['first_ms']:.1f} ms, the 1,000th "
+        f"{rs['page_1000_ms']:.1f} ms, the last ({last:,}th) {rs[f'page_{last}_ms']:.1f} ms by "
+        f"the cursor; by OFFSET {rs['offset_1000_ms']:.1f} and {rs[f'offset_{last}_ms']:.1f} ms",
+        flush=True,
+    )
+
     print(
         f"bench: fire_ratio={our_fires / plain_fires:.2f} e2e_fire_ratio={our_flows / plain_flows:.2f} list_ratio={plain_list / api['list_p50_s']:.0f} "
         f"create_per_s={api['create_per_s']:.0f} late_p99_ms={ticks['late_p99_ms']:.0f} "
@@ -196,7 +208,9 @@ def main() -> int:
         f"remote_cpu_s_per_1000={rem['cpu_per_1000_s']:.2f} "
         f"remote_messages_per_task={rem['messages_per_task']:.2f} "
         f"log_lines_per_s={lg['lines_per_s']:.0f} log_capture_overhead={lg['capture_overhead']:.2f} "
-        f"log_end_us={lg['end_us_quiet']:.1f} log_end_us_loud={lg['end_us_beside_loud']:.1f}"
+        f"log_end_us={lg['end_us_quiet']:.1f} log_end_us_loud={lg['end_us_beside_loud']:.1f} "
+        f"search_first_ms={rs['first_ms']:.1f} search_p1000_ms={rs['page_1000_ms']:.1f} "
+        f"search_last_ms={rs[f'page_{last}_ms']:.1f}"
     )
     return 0
 

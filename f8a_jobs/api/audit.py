@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import connexion
 
 from f8a_jobs.api.auth import caller, readable
 from f8a_jobs.api.context import Response, engine, reply
-from f8a_jobs.core.errors import Forbidden, InvalidInput
+from f8a_jobs.core.errors import Forbidden
+from f8a_jobs.core.fields import parse_moment
 from f8a_jobs.services import audit
 
 
@@ -42,16 +43,10 @@ def get_audit(
         raise Forbidden("audit", "only an admin may read the whole audit trail")
     user = connexion.request.query_params.get("user")
     query = audit.AuditQuery(
-        job_id, user, action, _moment(since, "since"), _moment(until, "until"), limit, cursor
+        job_id, user, action, _optional(since, "since"), _optional(until, "until"), limit, cursor
     )
     return reply(audit.read(engine(), query))
 
 
-def _moment(value: str | None, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(field, f"cannot read {value!r} as an ISO 8601 date and time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _optional(value: str | None, field: str) -> datetime | None:
+    return None if value is None else parse_moment(value, field)

@@ -4,6 +4,7 @@ queue names. Each error names the field and the value."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from pytimeparse import parse as parse_timespan
@@ -24,6 +25,17 @@ LONG_UNITS = re.compile(
     r"(?P<rest>.*)",
     re.IGNORECASE | re.DOTALL,
 )
+
+
+def parse_moment(value: Any, field: str) -> datetime:
+    """An ISO 8601 date and time, in UTC (a naive one is UTC)."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"expected an ISO 8601 date and time, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, f"cannot read {value!r} as an ISO 8601 date and time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_duration(value: Any, field: str) -> int:

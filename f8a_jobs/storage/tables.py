@@ -127,6 +127,7 @@ job_runs = Table(
     # One run per job and slot; also the index of a job's runs in time order.
     UniqueConstraint("job_id", "scheduled_for", "trigger", name="uq_job_runs_slot"),
     Index("ix_job_runs_status", "status", "scheduled_for"),
+    Index("ix_job_runs_scheduled", "scheduled_for", "run_id"),  # GET /runs, newest first
 )
 
 run_tasks = Table(

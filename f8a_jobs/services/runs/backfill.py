@@ -10,13 +10,14 @@ twice; a range of more slots than ``F8A_JOBS_BACKFILL_MAX_RUNS`` is refused, say
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from f8a_jobs.core.access import SERVICE, WRITE, Actor, Caller
 from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.fields import parse_moment
 from f8a_jobs.core.schedules import schedule_slots
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.services import access, audit
@@ -30,7 +31,7 @@ COUNTED_AT_MOST = 1_000_000  # slots counted to say how many a refused range hol
 def backfill(engine: Engine, job_id: str, body: Any, actor: Actor = SERVICE) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("body", "expected {'start': …, 'end': …}")
-    start, end = _moment(body.get("start"), "start"), _moment(body.get("end"), "end")
+    start, end = parse_moment(body.get("start"), "start"), parse_moment(body.get("end"), "end")
     if end < start:
         raise InvalidInput("end", f"{end.isoformat()} is before start {start.isoformat()}")
     spec = _schedule(engine, job_id, actor.caller)
@@ -64,16 +65,6 @@ def _schedule(engine: Engine, job_id: str, caller: Caller) -> dict[str, Any]:
         access.check(connection, caller, job_id, WRITE)
         spec = connection.execute(select(jobs.c.schedule).where(jobs.c.job_id == job_id)).scalar()
     return dict(spec or {})
-
-
-def _moment(value: Any, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise InvalidInput(field, f"expected an ISO 8601 date and time, got {value!r}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(field, f"cannot read {value!r} as an ISO 8601 date and time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _how_many(spec: dict[str, Any], start: datetime, end: datetime) -> str:

@@ -35,7 +35,7 @@ def list_runs(
     its kind alone (``user``: started by any user)."""
     where = [job_runs.c.job_id == job_id]
     if started_by is not None:
-        where.append(_started_by(started_by))
+        where.append(started_by_condition(started_by))
     with engine.connect() as connection:
         access.check(connection, caller, job_id, READ)
         page = (
@@ -52,7 +52,8 @@ def list_runs(
     return [run_json(row._mapping) for row in rows], total
 
 
-def _started_by(value: str) -> ColumnElement[bool]:
+def started_by_condition(value: str) -> ColumnElement[bool]:
+    """Runs started so: exactly (``user:alice``), or of a kind (``user``)."""
     if not value or len(value) > STARTED_BY_MAX:
         raise InvalidInput(
             "started_by", f"expected e.g. 'schedule', 'user:alice' or 'user', got {value!r}"
