@@ -5,7 +5,7 @@ One module per change of state, as procrastinate's manager has one method per tr
 ``finish`` (→ ended, or queued again for a retry), ``recover`` (heartbeats; runs whose process
 is gone), ``control`` (the API's cancel and retry), ``remove`` (deletes, retention), ``tasks``
 (the task rows). ``fire_rules`` decides what a due job's fire becomes, without I/O; ``model``
-holds the values; ``queries`` and ``backfill`` serve the API. No other module of the package
+holds the values; ``queries``, ``search`` (runs across jobs) and ``backfill`` serve the API. No other module of the package
 issues INSERT, UPDATE or DELETE on these tables (``tests/test_structure.py`` checks it).
 """
 
