@@ -30,6 +30,7 @@ OWNERS = {
     "leadership": "f8a_jobs.storage.fencing",
     "service_state": "f8a_jobs.services.service_state",
     "audit_log": "f8a_jobs.services.audit",
+    "job_labels": "f8a_jobs.services.jobs",
 }
 WRITES = {"insert", "update", "delete", "insert_rows", "update_rows"}
 BULK = {"insert_rows", "update_rows"}  # (connection, table, rows, …)

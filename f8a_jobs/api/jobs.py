@@ -25,6 +25,7 @@ def get_jobs(
     full: bool = False,
     owner: str | None = None,
     group: str | None = None,
+    label: list[str] | None = None,
 ) -> Response:
     """``failed`` lists failed runs; ``all`` and ``user`` list jobs (failed runs are not jobs),
     summaries unless ``full``; only those the caller may read."""
@@ -33,8 +34,9 @@ def get_jobs(
     if job_type == "failed":
         page, total = runs.list_failed(engine(), limit, offset, caller())
     else:
+        labels = tuple(label or ())
         page, total = jobs.list_jobs(
-            engine(), state, handler, limit, offset, full, owner, group, caller()
+            engine(), state, handler, limit, offset, full, owner, group, caller(), labels
         )
     return reply({"jobs": page, "jobs_count": len(page), "total": total})
 

@@ -10,8 +10,9 @@ from f8a_jobs.services.runs.search import RunSearch, search_runs
 MOMENTS = ("scheduled_from", "scheduled_until", "finished_from", "finished_until")
 
 
-def get_runs(limit: int = 100, **filters: str) -> Response:
+def get_runs(limit: int = 100, label: list[str] | None = None, **filters: str) -> Response:
     fields = {name: value for name, value in filters.items() if name in RunSearch.__annotations__}
     moments = {name: parse_moment(fields[name], name) for name in MOMENTS if name in fields}
-    search = RunSearch(**{**fields, **moments}, limit=limit)  # type: ignore[arg-type]
+    labels = tuple(label or ())
+    search = RunSearch(**{**fields, **moments}, labels=labels, limit=limit)  # type: ignore[arg-type]
     return reply(search_runs(engine(), search, caller()))

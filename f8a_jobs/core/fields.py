@@ -27,6 +27,31 @@ LONG_UNITS = re.compile(
 )
 
 
+MAX_LABELS = 50
+LABEL = re.compile(r"[^\x00-\x1f\x7f,]{1,64}")
+
+
+def parse_labels(value: Any, field: str = "labels") -> tuple[str, ...]:
+    """A list of labels, or Datatailr's comma-separated text (``"nightly, finance"``): each 1
+    to 64 characters, no commas or control characters; repeats dropped, order kept."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise InvalidInput(
+            field, f"expected a list of labels or a comma-separated text, got {value!r}"
+        )
+    labels = items
+    if isinstance(value, str):  # the text's blanks around commas, and empty parts, are not labels
+        labels = [part.strip() for part in items if part.strip()]
+    for label in labels:
+        if not isinstance(label, str) or not LABEL.fullmatch(label):
+            raise InvalidInput(field, f"{label!r}: a label is 1 to 64 characters, no commas")
+    if len(set(labels)) > MAX_LABELS:
+        raise InvalidInput(field, f"at most {MAX_LABELS} labels")
+    return tuple(dict.fromkeys(labels))
+
+
 def parse_moment(value: Any, field: str) -> datetime:
     """An ISO 8601 date and time, in UTC (a naive one is UTC)."""
     if not isinstance(value, str):

@@ -60,6 +60,7 @@ OWN_TABLES = (
     "leadership",
     "run_logs",
     "audit_log",
+    "job_labels",
     "alembic_version",
 )
 
@@ -87,6 +88,7 @@ jobs = Table(
     Column("owner", String(128), nullable=False),  # a user (core/access.py)
     Column("group_name", String(128), nullable=True),  # the API's "group"
     Column("permissions", String(6), nullable=False),  # rwrwr-: owner, group, others
+    Column("labels", NullableJson, nullable=True),  # as shown; job_labels indexes them
     Index("ix_jobs_next_run_time", "next_run_time"),
     Index("ix_jobs_owner", "owner"),
     Index("ix_jobs_group_name", "group_name"),
@@ -180,6 +182,15 @@ run_logs = Table(
     Column("logger", String(255), nullable=False),
     Column("message", Text, nullable=False),
     Index("ix_run_logs_try", "run_id", "task", "part", "try_number", "id"),
+)
+
+# A job's labels, one row each: ``GET /jobs?label=`` and ``GET /runs?label=`` find by them.
+job_labels = Table(
+    "job_labels",
+    metadata,
+    Column("job_id", String(255), primary_key=True),
+    Column("label", String(64), primary_key=True),
+    Index("ix_job_labels_label", "label", "job_id"),
 )
 
 # Every change to a job or to the service state, written in the transaction of the change.

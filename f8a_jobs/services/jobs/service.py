@@ -25,6 +25,7 @@ from f8a_jobs.services.jobs import secret_kwargs, store
 from f8a_jobs.services.jobs.ownership import owned
 from f8a_jobs.services.jobs.references import check_references, followers_of, workflows_using
 from f8a_jobs.services.jobs.spec import JobSpec, parse_state
+from f8a_jobs.services.labels import labelled
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.tables import jobs
 
@@ -79,6 +80,7 @@ def list_jobs(
     owner: str | None = None,
     group: str | None = None,
     caller: Caller = SERVICE.caller,
+    labels: tuple[str, ...] = (),
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the jobs ``caller`` may read, in ``job_id`` order, and how many match in
     all; whole jobs with ``full``, else their summaries (kwargs and tasks are not read)."""
@@ -87,6 +89,7 @@ def list_jobs(
         conditions.append(jobs.c.owner == owner)
     if group is not None:
         conditions.append(jobs.c.group_name == group)
+    conditions += [labelled(jobs.c.job_id, name) for name in labels]
     if state:
         conditions.append(jobs.c.state == parse_state(state))
     if handler:
@@ -159,6 +162,7 @@ SUMMARY_COLUMNS = (
     "owner",
     "group_name",
     "permissions",
+    "labels",
 )
 ACCESS = access.ACCESS_COLUMNS[1:]
 
@@ -178,6 +182,7 @@ def job_summary(job: Mapping[Any, Any]) -> dict[str, Any]:
         "owner": job["owner"],
         "group": job["group_name"],
         "permissions": job["permissions"],
+        "labels": job.get("labels") or [],
     }
 
 

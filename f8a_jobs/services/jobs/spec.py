@@ -13,7 +13,7 @@ from typing import Any
 from f8a_jobs.core.access import DEFAULT_PERMISSIONS, parse_name, parse_permissions
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import InvalidInput, refuse_unknown
-from f8a_jobs.core.fields import parse_duration
+from f8a_jobs.core.fields import parse_duration, parse_labels
 from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.core.names import addressable_name
 from f8a_jobs.core.policy import DEFAULT, POLICY_KEYS, RunPolicy, parse_policy
@@ -36,6 +36,7 @@ SCHEDULE_KEYS = (
 WORKFLOW_KEYS = ("tasks", "max_concurrent", "timeout")
 POLICY_ONLY_KEYS = tuple(key for key in POLICY_KEYS if key not in WORKFLOW_KEYS)
 ACCESS_KEYS = ("owner", "group", "permissions")
+LABEL_KEYS = ("labels",)
 JOB_KEYS = (
     "job_id",
     "handler",
@@ -44,6 +45,7 @@ JOB_KEYS = (
     *POLICY_ONLY_KEYS,
     *SCHEDULE_KEYS,
     *ACCESS_KEYS,
+    *LABEL_KEYS,
 )
 
 
@@ -70,6 +72,7 @@ class JobSpec:
     owner: str | None = None  # None: the caller (``ownership``), or the system (YAML files)
     group: str | None = None
     permissions: str = DEFAULT_PERMISSIONS
+    labels: tuple[str, ...] = ()
 
     @property
     def handler(self) -> str:
@@ -104,6 +107,7 @@ class JobSpec:
             "owner": self.owner or get_settings().system_owner,
             "group_name": self.group,
             "permissions": self.permissions,
+            "labels": list(self.labels),
         }
 
 
@@ -138,6 +142,7 @@ def parse_job(data: Mapping[str, Any], now: datetime | None = None, source: str 
         owner=parse_name(data.get("owner"), "owner", optional=True),
         group=parse_name(data.get("group"), "group", optional=True),
         permissions=parse_permissions(data.get("permissions", DEFAULT_PERMISSIONS)),
+        labels=parse_labels(data.get("labels")),
     )
 
 

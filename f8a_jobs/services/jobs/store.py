@@ -4,6 +4,7 @@ fire or record runs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from f8a_jobs.core.states import JobState
 from f8a_jobs.services import audit
 from f8a_jobs.services.jobs.spec import JobSpec
 from f8a_jobs.storage.bulk import among, update_rows
-from f8a_jobs.storage.tables import jobs
+from f8a_jobs.storage.tables import job_labels, jobs
 
 PAUSED_ON_FAILURE = Actor(SERVICE.caller, "a run failed its last try (pause_on_failure)")
 
@@ -25,6 +26,7 @@ def add(connection: Connection, job: JobSpec, now: datetime) -> dict[str, Any]:
     """A new job's row (an ``IntegrityError`` when its id is taken); the row."""
     row = {**job.row(now), "revision": 1, "created_at": now}
     connection.execute(insert(jobs), row)
+    label(connection, job.job_id, job.labels)
     return row
 
 
@@ -41,6 +43,7 @@ def replace(connection: Connection, job: JobSpec, now: datetime) -> None:
     connection.execute(
         update(jobs).where(jobs.c.job_id == job.job_id).values(**row, revision=jobs.c.revision + 1)
     )
+    label(connection, job.job_id, job.labels)
 
 
 def locked(connection: Connection, job_id: str) -> dict[str, Any]:
@@ -54,11 +57,22 @@ def locked(connection: Connection, job_id: str) -> dict[str, Any]:
 def change(connection: Connection, job_id: str, values: dict[str, Any]) -> None:
     """Change a job the caller has locked (``locked``)."""
     connection.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
+    if "labels" in values:
+        label(connection, job_id, values["labels"] or ())
 
 
 def remove(connection: Connection, job_id: str) -> bool:
-    """Delete a job's row; whether there was one."""
+    """Delete a job's row (and its labels); whether there was one."""
+    connection.execute(delete(job_labels).where(job_labels.c.job_id == job_id))
     return bool(connection.execute(delete(jobs).where(jobs.c.job_id == job_id)).rowcount)
+
+
+def label(connection: Connection, job_id: str, labels: Iterable[str]) -> None:
+    """A job's labels, one row each, as ``labels`` says (the others go)."""
+    connection.execute(delete(job_labels).where(job_labels.c.job_id == job_id))
+    rows = [{"job_id": job_id, "label": name} for name in labels]
+    if rows:
+        connection.execute(insert(job_labels), rows)
 
 
 def advance(connection: Connection, advances: list[dict[str, Any]]) -> set[str]:

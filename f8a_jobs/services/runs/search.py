@@ -18,6 +18,7 @@ from f8a_jobs.core.access import READ, SERVICE, Caller
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.states import RunStatus, Trigger
 from f8a_jobs.services import access
+from f8a_jobs.services.labels import labelled
 from f8a_jobs.services.runs.queries import SHOWN, run_json, started_by_condition
 from f8a_jobs.storage.tables import job_runs, jobs
 
@@ -35,6 +36,7 @@ class RunSearch:
     scheduled_until: datetime | None = None  # excluded
     finished_from: datetime | None = None
     finished_until: datetime | None = None
+    labels: tuple[str, ...] = ()  # all of them, on the job now
     limit: int = 100
     cursor: str | None = None
 
@@ -66,6 +68,7 @@ def _conditions(search: RunSearch, caller: Caller) -> list[ColumnElement[bool]]:
         where.append(runs.job_id.startswith(search.job_id, autoescape=True))
     if search.started_by is not None:
         where.append(started_by_condition(search.started_by))
+    where += [labelled(runs.job_id, name) for name in search.labels]
     if search.handler is not None:
         where.append(runs.job_id.in_(select(jobs.c.job_id).where(jobs.c.handler == search.handler)))
     for column, start, end in (
