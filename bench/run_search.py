@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, text
 from bench.ours import migrated, store_jobs
 from f8a_jobs.services.runs import run_row
 from f8a_jobs.services.runs.queries import SHOWN
-from f8a_jobs.services.runs.search import RunSearch, search_runs
+from f8a_jobs.services.runs.search import RunSearch, cursor_of, search_runs
 from f8a_jobs.storage.bulk import insert_rows
 from f8a_jobs.storage.tables import job_runs
 
@@ -62,7 +62,7 @@ def _cursor_before(engine: Engine, depth: int) -> str | None:
     )
     with engine.connect() as connection:
         moment, run_id = connection.execute(query.offset(depth - 1).limit(1)).one()
-    return f"{(moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)}.{run_id}"
+    return cursor_of(moment, run_id)
 
 
 def _page(engine: Engine, cursor: str | None) -> None:

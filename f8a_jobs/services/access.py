@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Row, and_, or_, select, true
 
 from f8a_jobs.core.access import GROUP, OTHERS, OWNER, READ, RIGHT_NAMES, WRITE, Caller, allows
 from f8a_jobs.core.errors import Forbidden, JobNotFound
@@ -44,16 +44,34 @@ def check(
     even read it (or there is no such job), a 403 naming the right otherwise. A write check
     locks the job's row until the transaction ends: permissions changed meanwhile wait."""
     query = select(*CHECKED).where(jobs.c.job_id == job_id)
-    row = connection.execute(query.with_for_update() if right == WRITE else query).first()
-    if row is None or not permits(caller, row._mapping, READ):
-        raise JobNotFound(job_id)
-    if right != READ and not permits(caller, row._mapping, right):
+    row = readable_row(
+        caller,
+        connection.execute(query.with_for_update() if right == WRITE else query).first(),
+        job_id,
+    )
+    if right != READ and not permits(caller, row, right):
         raise Forbidden(
             "job_id",
             f"{caller.user!r} may read job {job_id!r} but lacks the {RIGHT_NAMES[right]} "
-            f"right ({row.permissions}, owner {row.owner!r}, group {row.group_name!r})",
+            f"right ({row['permissions']}, owner {row['owner']!r}, group {row['group_name']!r})",
         )
+    return row
+
+
+def readable_row(caller: Caller, row: Row[Any] | None, job_id: str) -> Mapping[Any, Any]:
+    """A job's row (read with ``ACCESS_COLUMNS``) if ``caller`` may read it; else a 404, as
+    if there were no such job."""
+    if row is None or not permits(caller, row._mapping, READ):
+        raise JobNotFound(job_id)
     return row._mapping
+
+
+def readable(connection: Connection, caller: Caller, job_id: str) -> bool:
+    """Whether the job exists for ``caller``."""
+    if caller.admin:
+        return True
+    row = connection.execute(select(*ACCESS_COLUMNS).where(jobs.c.job_id == job_id)).first()
+    return row is not None and permits(caller, row._mapping, READ)
 
 
 def visible(connection: Connection, caller: Caller, job_ids: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from f8a_jobs.core.access import READ, WRITE, Caller
+from f8a_jobs.core.access import WRITE, Caller
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.services import access
@@ -30,7 +30,7 @@ def check_after(connection: Connection, job: JobSpec, caller: Caller) -> None:
     if job.schedule["type"] != "after":
         return
     followed = job.schedule["job_id"]
-    if followed != job.job_id and not _readable(connection, caller, followed):
+    if followed != job.job_id and not access.readable(connection, caller, followed):
         raise InvalidInput("after.job_id", f"unknown job {followed!r}")
     chain, current = [job.job_id], job.schedule["job_id"]
     while current is not None:
@@ -56,7 +56,7 @@ def check_jobs_inside(connection: Connection, job: JobSpec, caller: Caller) -> N
     def lookup(job_id: str) -> JobSource | None:
         if job_id == job.job_id:
             return mine
-        return stored(job_id) if _readable(connection, caller, job_id) else None
+        return stored(job_id) if access.readable(connection, caller, job_id) else None
 
     _check_overrides(connection, workflow, caller)
     expand(job.job_id, workflow, lookup, get_settings().workflow_max_tasks)
@@ -66,16 +66,8 @@ def _check_overrides(connection: Connection, workflow: WorkflowSpec, caller: Cal
     """A task that runs another job with kwargs of its own needs the write right on that job:
     it would run the job's handler, with the job's secret kwargs, as the writer chose."""
     for task in workflow.tasks:
-        if task.job is not None and task.kwargs and _readable(connection, caller, task.job):
+        if task.job is not None and task.kwargs and access.readable(connection, caller, task.job):
             check(connection, caller, task.job, WRITE)
-
-
-def _readable(connection: Connection, caller: Caller, job_id: str) -> bool:
-    if caller.admin:
-        return True
-    query = select(*access.ACCESS_COLUMNS).where(jobs.c.job_id == job_id)
-    row = connection.execute(query).first()
-    return row is not None and access.permits(caller, row._mapping, READ)
 
 
 def followers_of(connection: Connection, job_id: str) -> list[str]:

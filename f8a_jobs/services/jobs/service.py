@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs.core.access import READ, SERVICE, WRITE, Actor, Caller
 from f8a_jobs.core.clock import iso, utcnow
-from f8a_jobs.core.errors import DuplicateJob, JobInUse, JobNotFound
+from f8a_jobs.core.errors import DuplicateJob, JobInUse
 from f8a_jobs.core.names import DOT_SEGMENTS
 from f8a_jobs.core.schedules import describe, next_run_time
 from f8a_jobs.core.states import JobState
@@ -53,9 +53,7 @@ def get_job(engine: Engine, job_id: str, caller: Caller = SERVICE.caller) -> dic
     query = select(jobs).where(jobs.c.job_id == job_id)
     with engine.connect() as connection:
         row = connection.execute(query).first()
-    if row is None or not access.permits(caller, row._mapping, READ):
-        raise JobNotFound(job_id)
-    return job_json(row._mapping)
+    return job_json(access.readable_row(caller, row, job_id))
 
 
 def get_schedule(
@@ -65,9 +63,8 @@ def get_schedule(
     query = select(jobs.c.schedule, jobs.c.next_run_time, jobs.c.last_run, *ACCESS)
     with engine.connect() as connection:
         row = connection.execute(query.where(jobs.c.job_id == job_id)).first()
-    if row is None or not access.permits(caller, row._mapping, READ):
-        raise JobNotFound(job_id)
-    return row.schedule, row.next_run_time, row.last_run is not None
+    job = access.readable_row(caller, row, job_id)
+    return job["schedule"], job["next_run_time"], job["last_run"] is not None
 
 
 def list_jobs(
@@ -211,9 +208,7 @@ def stored_workflow(
     query = select(jobs.c.workflow, *ACCESS).where(jobs.c.job_id == job_id)
     with engine.connect() as connection:
         row = connection.execute(query).first()
-    if row is None or not access.permits(caller, row._mapping, READ):
-        raise JobNotFound(job_id)
-    return row.workflow
+    return cast(dict[str, Any] | None, access.readable_row(caller, row, job_id)["workflow"])
 
 
 def unreachable_job_ids(engine: Engine) -> list[str]:

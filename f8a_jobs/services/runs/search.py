@@ -53,7 +53,7 @@ def search_runs(
     more = len(rows) > search.limit
     return {
         "runs": [run_json(row._mapping) for row in page],
-        "next": _cursor_of(page[-1].scheduled_for, page[-1].run_id) if more else None,
+        "next": cursor_of(page[-1].scheduled_for, page[-1].run_id) if more else None,
     }
 
 
@@ -92,7 +92,8 @@ def _one_of(value: str, kind: Any, field: str) -> str:
     return value
 
 
-def _cursor_of(scheduled_for: datetime, run_id: str) -> str:
+def cursor_of(scheduled_for: datetime, run_id: str) -> str:
+    """The cursor of the page that starts after this run."""
     return f"{(scheduled_for - EPOCH) // timedelta(microseconds=1)}.{run_id}"
 
 
