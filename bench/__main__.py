@@ -95,7 +95,8 @@ def main() -> int:
         plain_list = baseline.get_jobs_seconds(url, STORED_JOBS)
     print(
         f"(2) {STORED_JOBS:,} stored jobs: GET /jobs?limit=100 p50 {api['list_p50_s'] * 1000:.1f} ms "
-        f"(offset {STORED_JOBS // 2:,}: {api['list_deep_p50_s'] * 1000:.1f} ms), "
+        f"(offset {STORED_JOBS // 2:,}: {api['list_deep_p50_s'] * 1000:.1f} ms; "
+        f"?label= of all of them: {api['list_label_p50_s'] * 1000:.1f} ms), "
         f"plain scheduler.get_jobs() {plain_list * 1000:,.0f} ms",
         flush=True,
     )

@@ -24,7 +24,7 @@ from f8a_jobs.services.jobs import HandlerCall, JobSpec
 from f8a_jobs.storage.db import build_engine
 from f8a_jobs.storage.fencing import begin_term
 from f8a_jobs.storage.migrate import migrate
-from f8a_jobs.storage.tables import flow_outbox, job_runs, jobs
+from f8a_jobs.storage.tables import flow_outbox, job_labels, job_runs, jobs
 from tests.conftest import Server, poll
 
 
@@ -140,12 +140,21 @@ def api_figures(url: str, count: int, workdir: Path) -> dict[str, float]:
         {"version": 1, "type": "interval", "seconds": 3600, "start": later, "text": "1 hour"},
         "job",
     )
+    with engine.begin() as connection:
+        for start in range(0, count, 10_000):
+            labels = [
+                {"job_id": f"job-{n:06}", "label": "bench"}
+                for n in range(start, min(start + 10_000, count))
+            ]
+            connection.execute(insert(job_labels), labels)
     (workdir / "defaults").mkdir(exist_ok=True)
     server = Server(url, workdir / "defaults", workdir / "server.log").start()
     try:
         figures = {
             "list_p50_s": _p50(server.client, "/jobs", {"limit": 100}),
             "list_deep_p50_s": _p50(server.client, "/jobs", {"limit": 100, "offset": count // 2}),
+            # every job labelled: the label filter's worst case, beside the plain list
+            "list_label_p50_s": _p50(server.client, "/jobs", {"limit": 100, "label": "bench"}),
             "create_per_s": _creates_per_second(server.url, 2000, 8, later),
         }
     finally:

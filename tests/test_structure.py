@@ -31,6 +31,7 @@ OWNERS = {
     "service_state": "f8a_jobs.services.service_state",
     "audit_log": "f8a_jobs.services.audit",
     "job_labels": "f8a_jobs.services.jobs",
+    "alerts": "f8a_jobs.services.alerts.outbox",
 }
 WRITES = {"insert", "update", "delete", "insert_rows", "update_rows"}
 BULK = {"insert_rows", "update_rows"}  # (connection, table, rows, …)

@@ -10,7 +10,9 @@ import connexion
 from f8a_jobs.api.auth import actor, caller, identities
 from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.states import JobState
 from f8a_jobs.services import jobs, runs
+from f8a_jobs.services.jobs import bulk
 from f8a_jobs.services.runs.backfill import backfill
 
 JOB_TYPES = ("all", "user", "failed")
@@ -39,6 +41,18 @@ def get_jobs(
             engine(), state, handler, limit, offset, full, owner, group, caller(), labels
         )
     return reply({"jobs": page, "jobs_count": len(page), "total": total})
+
+
+def post_bulk_pause(body: dict[str, Any]) -> Response:
+    return reply(bulk.set_states(engine(), body, JobState.PAUSED, actor(body.get("reason"))))
+
+
+def post_bulk_resume(body: dict[str, Any]) -> Response:
+    return reply(bulk.set_states(engine(), body, JobState.RUNNING, actor(body.get("reason"))))
+
+
+def post_bulk_run(body: dict[str, Any]) -> Response:
+    return reply(bulk.run_now(engine(), body, actor(body.get("reason"))), 202)
 
 
 def one_job(job: dict[str, Any], status: int = 200) -> Response:

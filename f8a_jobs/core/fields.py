@@ -151,3 +151,19 @@ def queue_name(value: Any, path: str) -> str | None:
             path, f"{value!r}: a queue name is 1 to 200 letters, digits and '_', '-', '.', ':'"
         )
     return value
+
+
+# Priorities as stored (higher starts first); ``lowest`` is a backfill's unless it says.
+PRIORITIES = {"lowest": 0, "low": 1, "normal": 2, "high": 3}
+PRIORITY_NAMES = {number: name for name, number in PRIORITIES.items()}
+NORMAL, LOWEST = PRIORITIES["normal"], PRIORITIES["lowest"]
+CHOSEN = ("low", "normal", "high")  # what a job or a task may say
+
+
+def parse_priority(value: Any, field: str = "priority", choices: tuple[str, ...] = CHOSEN) -> int:
+    """Datatailr's ``Priority`` (``LOW``, ``NORMAL``, ``HIGH``, any case) as stored."""
+    if value is None:
+        return NORMAL
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise InvalidInput(field, f"{value!r} is not one of {', '.join(choices)}")
+    return PRIORITIES[value.lower()]

@@ -6,6 +6,7 @@ boolean is never read as false just because it is not a known word for true.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from f8a_jobs.core.errors import ConfigurationError
+from f8a_jobs.core.alert_report import parse_smtp_url
+from f8a_jobs.core.alerts import parse_targets
+from f8a_jobs.core.errors import ConfigurationError, InvalidInput
 
 N = TypeVar("N", int, float)
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # f8a_jobs/
@@ -82,6 +85,12 @@ class Settings:
     log_buffer_bytes: int = 64 * 1024 * 1024  # captured lines held while the database is away
     log_flush_interval: float = 1.0  # captured lines are written at least this often
     log_followers: int = 4  # ?follow=true streams at once per API process (each holds a thread)
+    smtp_url: str | None = None  # smtp:// or smtps://[user:password@]host[:port][?from=addr]
+    webhook_secret: str | None = None  # keys the HMAC in X-F8A-Jobs-Signature
+    alerts_default: tuple[dict[str, Any], ...] = ()  # targets of jobs that name none
+    alert_retry_for: float = 86400.0  # an alert not delivered by then is recorded failed
+    alert_backoff: float = 5.0  # the first retry's wait; each next one waits twice as long
+    public_url: str | None = None  # the service as users reach it: alerts link to runs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -138,6 +147,7 @@ class Settings:
             log_buffer_bytes=number("LOG_BUFFER_BYTES", cls.log_buffer_bytes, int),
             log_flush_interval=number("LOG_FLUSH_INTERVAL", cls.log_flush_interval, float),
             log_followers=number("LOG_FOLLOWERS", cls.log_followers, int),
+            **_alerting(source),
         )
 
     def __post_init__(self) -> None:
@@ -159,6 +169,8 @@ class Settings:
                 "JWTs are checked against their issuer and audience: set F8A_JOBS_JWT_ISSUER "
                 "and F8A_JOBS_JWT_AUDIENCE"
             )
+        if self.smtp_url:
+            parse_smtp_url(self.smtp_url)  # a malformed one stops the service, named
         if self.flow_dispatcher == "selinon" and self.selinon_config is None:
             raise ConfigurationError(
                 "F8A_JOBS_FLOW_DISPATCHER=selinon needs the workers' Selinon configuration: set "
@@ -178,9 +190,10 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """The values the service itself keeps secret: its tokens and the passwords in its
         URLs (captured logs and stored errors show them as ``***``)."""
-        urls = (self.database_url, self.filter_database_url, self.broker_url)
+        urls = (self.database_url, self.filter_database_url, self.broker_url, self.smtp_url)
         passwords = tuple(password for url in urls if (password := url_password(url)))
-        tokens = (*self.api_tokens, *((self.metrics_token,) if self.metrics_token else ()))
+        keys = (self.metrics_token, self.webhook_secret)
+        tokens = (*self.api_tokens, *(key for key in keys if key))
         return tokens + passwords
 
     @property
@@ -243,6 +256,31 @@ def _identities(env: Mapping[str, str]) -> dict[str, Any]:
         "admin_groups": _csv(env.get("F8A_JOBS_ADMIN_GROUPS")),
         "system_owner": env.get("F8A_JOBS_SYSTEM_OWNER") or Settings.system_owner,
     }
+
+
+def _alerting(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "smtp_url": env.get("F8A_JOBS_SMTP_URL") or None,
+        "webhook_secret": env.get("F8A_JOBS_WEBHOOK_SECRET") or None,
+        "alerts_default": _alert_targets(env.get("F8A_JOBS_ALERTS_DEFAULT")),
+        "alert_retry_for": _number(env, "F8A_JOBS_ALERT_RETRY_FOR", 86400.0, float),
+        "alert_backoff": _number(env, "F8A_JOBS_ALERT_BACKOFF", 5.0, float),
+        "public_url": (env.get("F8A_JOBS_PUBLIC_URL") or "").rstrip("/") or None,
+    }
+
+
+def _alert_targets(value: str | None) -> tuple[dict[str, Any], ...]:
+    """``F8A_JOBS_ALERTS_DEFAULT``: JSON targets as a job's ``alerts`` takes them, or
+    comma-separated email addresses (alerted on failures)."""
+    if not value or not value.strip():
+        return ()
+    try:
+        data = json.loads(value) if value.lstrip().startswith("[") else None
+        if data is None:
+            data = [{"email": address.strip()} for address in value.split(",") if address.strip()]
+        return tuple(parse_targets(data, "F8A_JOBS_ALERTS_DEFAULT") or ())
+    except (ValueError, InvalidInput) as error:
+        raise ConfigurationError(f"F8A_JOBS_ALERTS_DEFAULT: {error}") from error
 
 
 def _path(value: str | None) -> Path | None:

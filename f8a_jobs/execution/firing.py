@@ -67,21 +67,31 @@ class FireBatch:
         self.taker = taker
         self.on_lost = on_lost
         self._lock = threading.Lock()
-        self._jobs: dict[str, tuple[str, dict[str, Any], dict[str, Any] | None]] = {}
+        self._jobs: dict[str, Any] = {}  # what each job's runs need: its row
         self._fires: dict[str, Fire] = {}
         self._advances: dict[str, dict[str, Any]] = {}
 
-    def read(
-        self, job_id: str, handler: str, kwargs: dict[str, Any], policy: dict[str, Any] | None
-    ) -> None:
-        """The store read this job in this pass: what its run needs, if it falls due."""
-        self._jobs[job_id] = (handler, kwargs, policy)
+    def read(self, row: Any) -> None:
+        """The store read this job in this pass (``jobstore.COLUMNS``): what its run needs,
+        if it falls due."""
+        self._jobs[row.job_id] = row
 
     def fire(self, job_id: str, run_times: list[datetime], grace_seconds: int) -> None:
-        handler, kwargs, policy = self._jobs.get(job_id, ("", {}, None))
+        row = self._jobs.get(job_id)
         with self._lock:
-            self._fires[job_id] = Fire(
-                job_id, tuple(run_times), grace_seconds, handler, kwargs, policy
+            self._fires[job_id] = (
+                Fire(job_id, tuple(run_times), grace_seconds)
+                if row is None
+                else Fire(
+                    job_id,
+                    tuple(run_times),
+                    grace_seconds,
+                    row.handler,
+                    row.kwargs,
+                    row.policy,
+                    row.labels,
+                    row.priority,
+                )
             )
 
     def advance(self, job_id: str, revision: int, next_run_time: datetime | None) -> None:

@@ -23,7 +23,8 @@ from f8a_jobs.execution.firing import FireBatch
 from f8a_jobs.storage.tables import jobs
 
 RETRY_SECONDS = 1.0
-#: What the store reads of a job (handler, kwargs, policy: a due run may start at once).
+#: What the store reads of a job (handler, kwargs, policy: a due run may start at once;
+#: labels and priority: its runs copy them).
 COLUMNS = (
     jobs.c.job_id,
     jobs.c.handler,
@@ -33,6 +34,8 @@ COLUMNS = (
     jobs.c.misfire_grace_time,
     jobs.c.next_run_time,
     jobs.c.revision,
+    jobs.c.labels,
+    jobs.c.priority,
 )
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ class JobRowStore(BaseJobStore):
         job._scheduler = self._scheduler
         job._jobstore_alias = self._alias
         self._revisions[row.job_id] = row.revision
-        self.batch.read(row.job_id, row.handler, row.kwargs, row.policy)
+        self.batch.read(row)
         return job
 
     def lookup_job(self, job_id: str) -> Job | None:

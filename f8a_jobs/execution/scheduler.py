@@ -22,6 +22,7 @@ from apscheduler.schedulers.base import STATE_PAUSED
 from sqlalchemy import Engine
 
 from f8a_jobs.core.settings import Settings
+from f8a_jobs.execution.alerting import Alerter
 from f8a_jobs.execution.executors.celery import CeleryExecutor
 from f8a_jobs.execution.executors.threads import ThreadExecutor
 from f8a_jobs.execution.firing import FireBatch
@@ -87,6 +88,7 @@ class FiringScheduler:
             jobstore_retry_interval=1,
         )
         self.relay = Relay(engine, make_dispatcher(settings), epoch, lost)
+        self.alerter = Alerter(engine, settings, epoch, lost)
 
     def start(self, paused: bool) -> None:
         handlers()  # load the plugins now: a broken one shows at once, not in the first run
@@ -96,6 +98,7 @@ class FiringScheduler:
         self.workflows.start()
         self.apscheduler.start(paused=paused)
         self.relay.start()
+        self.alerter.start()
         wakeups.subscribe(self._on_local_wakeup)
 
     def threads(self) -> dict[str, threading.Thread | None]:
@@ -104,6 +107,7 @@ class FiringScheduler:
             "claimer": self.executor.thread,
             "workflows": self.workflows.thread,
             "relay": self.relay.thread,
+            "alerts": self.alerter.thread,
         }
         return {**threads, "run-writer": self.writer.thread} if self._owns_writer else threads
 
@@ -152,6 +156,7 @@ class FiringScheduler:
             ("claiming", self.executor.stop_claiming),
             ("workflows", self.workflows.stop_starting),
             ("relay", self.relay.stop),
+            ("alerts", self.alerter.stop),
         )
 
     def drain(self, timeout: float) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -61,6 +62,7 @@ OWN_TABLES = (
     "run_logs",
     "audit_log",
     "job_labels",
+    "alerts",
     "alembic_version",
 )
 
@@ -89,6 +91,8 @@ jobs = Table(
     Column("group_name", String(128), nullable=True),  # the API's "group"
     Column("permissions", String(6), nullable=False),  # rwrwr-: owner, group, others
     Column("labels", NullableJson, nullable=True),  # as shown; job_labels indexes them
+    Column("priority", SmallInteger, nullable=False, server_default="2"),  # core/fields.py
+    Column("alerts", NullableJson, nullable=True),  # targets (core/alerts.py); NULL: defaults
     Index("ix_jobs_next_run_time", "next_run_time"),
     Index("ix_jobs_owner", "owner"),
     Index("ix_jobs_group_name", "group_name"),
@@ -126,11 +130,15 @@ job_runs = Table(
     Column("attempts", NullableJson, nullable=True),  # a retried run's earlier attempts
     # schedule | user:<name> | after:<job_id> (NULL: recorded before it was kept)
     Column("started_by", String(160), nullable=True),
+    Column("labels", NullableJson, nullable=True),  # the job's when the run was queued
+    Column("priority", SmallInteger, nullable=False, server_default="2"),  # higher starts first
     # One run per job and slot; also the index of a job's runs in time order.
     UniqueConstraint("job_id", "scheduled_for", "trigger", name="uq_job_runs_slot"),
     Index("ix_job_runs_status", "status", "scheduled_for"),
     Index("ix_job_runs_scheduled", "scheduled_for", "run_id"),  # GET /runs, newest first
 )
+# claims take the highest priority first, then the oldest slot
+Index("ix_job_runs_claim", job_runs.c.status, job_runs.c.priority.desc(), job_runs.c.scheduled_for)
 
 run_tasks = Table(
     "run_tasks",
@@ -227,6 +235,33 @@ flow_outbox = Table(
     UniqueConstraint("run_id", "arg_index", name="uq_flow_outbox_key"),
     Index("ix_flow_outbox_status", "status", "id"),
     Index("ix_flow_outbox_job", "job_id", "id"),
+)
+
+# Alerts about runs (and slots that never ran), an outbox of their own: inserted with what
+# raised them, sent by the leader's ``execution/alerting.py``, retried until ``give_up_at``.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),  # one alert per run, event, target
+    Column("delivery", String(32), nullable=False),  # X-F8A-Jobs-Delivery, the same on retries
+    Column("job_id", String(255), nullable=False),
+    Column("run_id", String(32), nullable=True),  # NULL: a slot that never became a run
+    Column("slot", UTCDateTime, nullable=True),  # a late alert's slot
+    Column("event", String(16), nullable=False),  # core/alerts.py EVENTS
+    Column("target", Json, nullable=False),
+    Column("target_key", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # pending|sent|failed
+    Column("tries", Integer, nullable=False),
+    Column("next_try_at", UTCDateTime, nullable=False),
+    Column("give_up_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("error", Text, nullable=True),  # the last delivery's failure
+    Column("report", NullableJson, nullable=True),  # made at the first try, sent on each
+    Index("ix_alerts_due", "status", "next_try_at"),
+    Index("ix_alerts_run", "run_id"),
+    Index("ix_alerts_repeat", "job_id", "event", "target_key", "created_at"),
 )
 
 service_state = Table(

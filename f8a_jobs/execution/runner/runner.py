@@ -184,7 +184,8 @@ class WorkflowRunner(Loop):
 
     def _admit(self, batch: batches.Batch, now: datetime) -> None:
         room = self.executor.free() if self._starting else 0
-        for run in self.runs.values():
+        waiting = [run for run in self.runs.values() if run.ready]
+        for run in sorted(waiting, key=lambda run: -run.ready.best) if room else ():
             if room <= 0:
                 break
             starts = run.admit(room, now, self._resolve, self.claim)

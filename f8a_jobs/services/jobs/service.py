@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Connection, Engine, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from f8a_jobs.core.access import READ, SERVICE, WRITE, Actor, Caller
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import DuplicateJob, JobInUse
+from f8a_jobs.core.fields import NORMAL, PRIORITY_NAMES
 from f8a_jobs.core.names import DOT_SEGMENTS
 from f8a_jobs.core.schedules import describe, next_run_time
 from f8a_jobs.core.states import JobState
@@ -25,7 +26,7 @@ from f8a_jobs.services.jobs import secret_kwargs, store
 from f8a_jobs.services.jobs.ownership import owned
 from f8a_jobs.services.jobs.references import check_references, followers_of, workflows_using
 from f8a_jobs.services.jobs.spec import JobSpec, parse_state
-from f8a_jobs.services.labels import labelled
+from f8a_jobs.services.labels import count_labelled, labelled
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.tables import jobs
 
@@ -81,6 +82,7 @@ def list_jobs(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the jobs ``caller`` may read, in ``job_id`` order, and how many match in
     all; whole jobs with ``full``, else their summaries (kwargs and tasks are not read)."""
+    labels = tuple(dict.fromkeys(labels))
     conditions = [] if caller.admin else [access.allowed(caller, READ)]
     if owner is not None:
         conditions.append(jobs.c.owner == owner)
@@ -91,15 +93,20 @@ def list_jobs(
         conditions.append(jobs.c.state == parse_state(state))
     if handler:
         conditions.append(jobs.c.handler == handler)
+    # only labels: counted from their index, without reading the jobs
+    by_labels = labels and len(conditions) == len(labels)
+    total_query = count_labelled(labels) if by_labels else _count(conditions)
     columns = [jobs] if full else [jobs.c[name] for name in SUMMARY_COLUMNS]
     page = select(*columns).where(*conditions).order_by(jobs.c.job_id).limit(limit).offset(offset)
     shown = job_json if full else job_summary
     with engine.connect() as connection:
         rows = connection.execute(page).all()
-        total = connection.execute(
-            select(func.count()).select_from(jobs).where(*conditions)
-        ).scalar_one()
+        total = connection.execute(total_query).scalar_one()
     return [shown(row._mapping) for row in rows], total
+
+
+def _count(conditions: list[Any]) -> Select[tuple[int]]:
+    return select(func.count()).select_from(jobs).where(*conditions)
 
 
 def set_job_state(
@@ -160,6 +167,7 @@ SUMMARY_COLUMNS = (
     "group_name",
     "permissions",
     "labels",
+    "priority",
 )
 ACCESS = access.ACCESS_COLUMNS[1:]
 
@@ -180,6 +188,7 @@ def job_summary(job: Mapping[Any, Any]) -> dict[str, Any]:
         "group": job["group_name"],
         "permissions": job["permissions"],
         "labels": job.get("labels") or [],
+        "priority": PRIORITY_NAMES.get(job.get("priority", NORMAL), "normal"),
     }
 
 
@@ -197,6 +206,7 @@ def job_fields(job: Mapping[Any, Any]) -> dict[str, Any]:
         **(job.get("workflow") or {}),
         **(job.get("policy") or {}),
         "misfire_grace_time": job["misfire_grace_time"],
+        "alerts": job.get("alerts"),
     }
 
 

@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from f8a_jobs.core.access import DEFAULT_PERMISSIONS, parse_name, parse_permissions
+from f8a_jobs.core.alerts import parse_targets
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import InvalidInput, refuse_unknown
-from f8a_jobs.core.fields import parse_duration, parse_labels
+from f8a_jobs.core.fields import NORMAL, parse_duration, parse_labels, parse_priority
 from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.core.names import addressable_name
 from f8a_jobs.core.policy import DEFAULT, POLICY_KEYS, RunPolicy, parse_policy
@@ -36,7 +37,7 @@ SCHEDULE_KEYS = (
 WORKFLOW_KEYS = ("tasks", "max_concurrent", "timeout")
 POLICY_ONLY_KEYS = tuple(key for key in POLICY_KEYS if key not in WORKFLOW_KEYS)
 ACCESS_KEYS = ("owner", "group", "permissions")
-LABEL_KEYS = ("labels",)
+LABEL_KEYS = ("labels", "priority", "alerts")
 JOB_KEYS = (
     "job_id",
     "handler",
@@ -73,6 +74,8 @@ class JobSpec:
     group: str | None = None
     permissions: str = DEFAULT_PERMISSIONS
     labels: tuple[str, ...] = ()
+    priority: int = NORMAL
+    alerts: list[dict[str, Any]] | None = None  # None: the service's default targets
 
     @property
     def handler(self) -> str:
@@ -108,6 +111,8 @@ class JobSpec:
             "group_name": self.group,
             "permissions": self.permissions,
             "labels": list(self.labels),
+            "priority": self.priority,
+            "alerts": self.alerts,
         }
 
 
@@ -143,6 +148,8 @@ def parse_job(data: Mapping[str, Any], now: datetime | None = None, source: str 
         group=parse_name(data.get("group"), "group", optional=True),
         permissions=parse_permissions(data.get("permissions", DEFAULT_PERMISSIONS)),
         labels=parse_labels(data.get("labels")),
+        priority=parse_priority(data.get("priority")),
+        alerts=parse_targets(data.get("alerts")),
     )
 
 

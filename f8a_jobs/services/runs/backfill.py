@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 
 from f8a_jobs.core.access import SERVICE, WRITE, Actor, Caller
 from f8a_jobs.core.errors import InvalidInput
-from f8a_jobs.core.fields import parse_moment
+from f8a_jobs.core.fields import PRIORITIES, parse_moment, parse_priority
 from f8a_jobs.core.schedules import schedule_slots
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.services import access, audit
@@ -34,6 +34,7 @@ def backfill(engine: Engine, job_id: str, body: Any, actor: Actor = SERVICE) -> 
     start, end = parse_moment(body.get("start"), "start"), parse_moment(body.get("end"), "end")
     if end < start:
         raise InvalidInput("end", f"{end.isoformat()} is before start {start.isoformat()}")
+    priority = parse_priority(body.get("priority", "lowest"), "priority", tuple(PRIORITIES))
     spec = _schedule(engine, job_id, actor.caller)
     limit = get_settings().backfill_max_runs
     slots = list(itertools.islice(schedule_slots(spec, start, end), limit + 1))
@@ -45,7 +46,7 @@ def backfill(engine: Engine, job_id: str, body: Any, actor: Actor = SERVICE) -> 
         )
     with wakeups.changing(engine, wakeups.RUNS) as connection:
         access.check(connection, actor.caller, job_id, WRITE)
-        fresh = queue_backfill(connection, job_id, slots, actor.caller.started_by)
+        fresh = queue_backfill(connection, job_id, slots, actor.caller.started_by, priority)
         details = {"start": start.isoformat(), "end": end.isoformat(), "queued": len(fresh)}
         audit.record(connection, actor, "backfill", job_id, details)
     return {

@@ -27,6 +27,8 @@ from sqlalchemy.orm import aliased
 
 from f8a_jobs.core.policy import BUFFER_ONE, SKIP
 from f8a_jobs.core.states import JobState, RunStatus, Trigger
+from f8a_jobs.services import alerts
+from f8a_jobs.services.alerts import Ended
 from f8a_jobs.services.runs.model import IN_BROKER, ClaimedRun
 from f8a_jobs.storage.bulk import among, update_rows
 from f8a_jobs.storage.fencing import fence
@@ -58,7 +60,8 @@ def claim(
     now: datetime,
     worker: str | None = None,
 ) -> list[ClaimedRun]:
-    """Claim up to ``limit`` queued runs, oldest first, skipping rows others are claiming.
+    """Claim up to ``limit`` queued runs, the highest priority first, then the oldest slot,
+    skipping rows others are claiming.
     ``worker``: ``IN_BROKER`` when the executor sends plain runs to remote workers.
 
     A scheduled run whose job was paused, or that waited beyond its misfire grace time, is
@@ -74,7 +77,12 @@ def claim(
         for row in rows
         if row.run_id not in gone and (reason := _not_startable(row, now))
     ]
-    update_rows(connection, job_runs, ("run_id",), missed, guards={"status": RunStatus.QUEUED})
+    recorded = update_rows(
+        connection, job_runs, ("run_id",), missed, {"status": RunStatus.QUEUED}, "run_id"
+    )
+    jobs_of = {row.run_id: row.job_id for row in rows}
+    ends = [Ended(jobs_of[run_id], RunStatus.MISSED, now, run_id) for run_id in recorded]
+    alerts.raise_ended(connection, ends, now)
     skipped = {row["run_id"] for row in missed} | set(gone)
     starting = [row for row in rows if row.run_id not in skipped]
     if not starting:
@@ -108,7 +116,7 @@ def _claimable(connection: Connection, limit: int, now: datetime) -> Any:
         .where(or_(job_runs.c.not_before.is_(None), job_runs.c.not_before <= now))
         .where(or_(job_runs.c.trigger != Trigger.BACKFILL, _next_backfill()))
         .where(or_(jobs.c.policy.is_(None), _not_buffered()))
-        .order_by(job_runs.c.scheduled_for)
+        .order_by(job_runs.c.priority.desc(), job_runs.c.scheduled_for)
         .limit(limit)
     )
     if connection.dialect.name == "postgresql":

@@ -15,12 +15,14 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.json_values import storable_text
 from f8a_jobs.core.policy import PAUSED_NOTE
 from f8a_jobs.core.states import RunStatus
+from f8a_jobs.services.alerts import Ended
 from f8a_jobs.services.flows import outbox
 from f8a_jobs.services.runs.model import ERROR_LIMIT, ClaimedRun, Outcome
-from f8a_jobs.services.runs.queue import queue_followers
+from f8a_jobs.services.runs.queue import after_ends
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.bulk import among, update_rows
 from f8a_jobs.storage.tables import job_runs, jobs
@@ -47,7 +49,11 @@ def finish(connection: Connection, outcomes: list[Outcome], tolerant: bool = Fal
     if any(o.run.holds_back and o.run.run_id in recorded for o in outcomes):
         wakeups.request(connection, wakeups.ENDED)  # a retry too: it waits queued, not running
     ended = [o for o in outcomes if o.run.run_id in recorded and o.retry_at is None]
-    queue_followers(connection, [(o.run.job_id, o.status, o.finished_at) for o in ended])
+    after_ends(
+        connection,
+        [Ended(o.run.job_id, o.status, o.finished_at, o.run.run_id) for o in ended],
+        utcnow(),
+    )
     flows = [
         flow for outcome in outcomes if outcome.run.run_id in recorded for flow in outcome.flows
     ]
@@ -105,8 +111,10 @@ def finish_workflows(connection: Connection, epoch: int, rows: list[dict[str, An
     ended = [row for row in rows if row["run_id"] in recorded]
     if ended:  # workflow runs are few: any may be a backfill's slot, or buffer the next run
         wakeups.request(connection, wakeups.ENDED)
-    queue_followers(
-        connection, [(row["job_id"], row["status"], row["finished_at"]) for row in ended]
+    after_ends(
+        connection,
+        [Ended(row["job_id"], row["status"], row["finished_at"], row["run_id"]) for row in ended],
+        utcnow(),
     )
     return sorted({row["job_id"] for row in ended} & failing)
 

@@ -32,24 +32,25 @@ def fire_rows(fire: Fire, overlap: str | None, now: datetime) -> list[dict[str, 
     late = [moment for moment in earlier if now - moment > grace]
     within = [moment for moment in earlier if now - moment <= grace]
     rows = []
+    copied = fire.copied
     if late:
         reason = f"missed by more than the misfire grace time of {grace}"
-        rows.append(missed_row(fire.job_id, late, reason))
+        rows.append(missed_row(fire.job_id, late, reason, **copied))
     if within and misfire == RUN_ALL and not overlap:
-        rows.extend(run_row(fire.job_id, moment, QUEUED) for moment in within)
+        rows.extend(run_row(fire.job_id, moment, QUEUED, **copied) for moment in within)
     elif within:
         reason = f"coalesced into the run scheduled for {latest.isoformat()}"
         if misfire == SKIP:
             reason = "misfired, and skipped (misfire_policy: skip)"
-        rows.append(missed_row(fire.job_id, within, reason))
+        rows.append(missed_row(fire.job_id, within, reason, **copied))
     if overlap:
-        rows.append(missed_row(fire.job_id, [latest], overlap))
+        rows.append(missed_row(fire.job_id, [latest], overlap, **copied))
     elif now - latest > grace:
         reason = f"late by {now - latest}, beyond the misfire grace time of {fire.grace_seconds} s"
-        rows.append(missed_row(fire.job_id, [latest], reason))
+        rows.append(missed_row(fire.job_id, [latest], reason, **copied))
     elif misfire == SKIP and now - latest > ON_TIME:
         reason = f"late by {now - latest}, and skipped (misfire_policy: skip)"
-        rows.append(missed_row(fire.job_id, [latest], reason))
+        rows.append(missed_row(fire.job_id, [latest], reason, **copied))
     else:
-        rows.append(run_row(fire.job_id, latest, QUEUED))
+        rows.append(run_row(fire.job_id, latest, QUEUED, **copied))
     return rows

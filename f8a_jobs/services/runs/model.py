@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from f8a_jobs.core.fields import NORMAL
 from f8a_jobs.core.json_values import storable_text
 from f8a_jobs.core.policy import BUFFER_ONE, PAUSED_NOTE, RunPolicy
 from f8a_jobs.core.states import RunStatus, TaskState, Trigger
@@ -19,7 +20,6 @@ IN_BROKER = ""  # a remote run's (or try's) worker while its message waits in th
 ERROR_LIMIT = 8_000
 TRACEBACK_LIMIT = 64_000
 RUN_COLUMNS = tuple(column.name for column in job_runs.columns)
-Ended = tuple[str, str, datetime]  # a run's job, its final status, when it ended
 # Read once, for the hot loops: an enum member is a class-attribute lookup per use.
 QUEUED, FAILED, SCHEDULE = RunStatus.QUEUED, RunStatus.FAILED, Trigger.SCHEDULE
 BACKFILL = Trigger.BACKFILL
@@ -35,15 +35,18 @@ def run_row(job_id: str, scheduled_for: datetime, status: str, **values: Any) ->
     row.update(values, run_id=new_run_id(), job_id=job_id, scheduled_for=scheduled_for)
     row.update(status=status, trigger=values.get("trigger", SCHEDULE))
     row["started_by"] = values.get("started_by", SCHEDULE)  # else user:<name>, after:<job_id>
+    row["priority"] = values.get("priority", NORMAL)
     return row
 
 
-def missed_row(job_id: str, scheduled: list[datetime], reason: str) -> dict[str, Any]:
+def missed_row(
+    job_id: str, scheduled: list[datetime], reason: str, **values: Any
+) -> dict[str, Any]:
     """One ``missed`` row standing for ``len(scheduled)`` runs that will not happen."""
     if len(scheduled) > 1:
         reason += f" ({len(scheduled)} runs from {scheduled[0].isoformat()} to {scheduled[-1].isoformat()})"
     return run_row(
-        job_id, scheduled[0], RunStatus.MISSED, error=reason, missed_count=len(scheduled)
+        job_id, scheduled[0], RunStatus.MISSED, error=reason, missed_count=len(scheduled), **values
     )
 
 
@@ -57,6 +60,13 @@ class Fire:
     handler: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
     policy: dict[str, Any] | None = None
+    labels: list[str] | None = None  # copied onto its runs
+    priority: int = NORMAL
+
+    @property
+    def copied(self) -> dict[str, Any]:
+        """What each of its runs' rows copies from the job."""
+        return {"labels": self.labels or None, "priority": self.priority}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 from f8a_jobs.core.access import READ, SERVICE, WRITE, Actor, Caller
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.fields import NORMAL, PRIORITY_NAMES
 from f8a_jobs.core.masking import masked_kwargs
 from f8a_jobs.core.states import RunStatus
 from f8a_jobs.services import access, audit
@@ -140,6 +141,8 @@ def run_json(run: Mapping[Any, Any]) -> dict[str, Any]:
         "worker": run.get("worker") or None,
         # sent to a worker's queue, no worker took it yet: "running" in the row, not under way
         "waiting_for_worker": run["status"] == RunStatus.RUNNING and run.get("worker") == IN_BROKER,
+        "labels": run.get("labels") or [],
+        "priority": PRIORITY_NAMES.get(run.get("priority", NORMAL), "normal"),
     }
 
 

@@ -13,15 +13,18 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
+from f8a_jobs.core.fields import LOWEST
 from f8a_jobs.core.states import JobState, RunStatus, Trigger
+from f8a_jobs.services import alerts
+from f8a_jobs.services.alerts import Ended
 from f8a_jobs.services.runs.fire_rules import fire_rows, overlap_of
-from f8a_jobs.services.runs.model import Claimant, ClaimedRun, Ended, Fire, run_row
+from f8a_jobs.services.runs.model import Claimant, ClaimedRun, Fire, run_row
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.bulk import among, insert_rows
 from f8a_jobs.storage.tables import job_runs, jobs
 
 # Read once, for the hot loops: an enum member is a class-attribute lookup per use.
-QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING
+QUEUED, RUNNING, MISSED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.MISSED
 ACTIVE = (QUEUED, RUNNING)
 FOLLOWED_ON = {
     "success": (RunStatus.SUCCEEDED,),
@@ -55,6 +58,11 @@ def queue_fires(
     due_by_job = {item.job_id: item for item in due}
     claimed = _claim_at_once(rows, due_by_job, epoch, claimant, now, busy)
     insert_rows(connection, job_runs, rows, skip_conflicts=tolerant)
+    if queued < len(rows):
+        missed = [
+            Ended(r["job_id"], MISSED, now, r["run_id"]) for r in rows if r["status"] == MISSED
+        ]
+        alerts.raise_ended(connection, missed, now)
     return queued, claimed
 
 
@@ -95,7 +103,7 @@ def _claim_at_once(
     claimed: list[ClaimedRun] = []
     if claimant is None:
         return claimed
-    for row in rows:
+    for row in sorted(rows, key=_first) if len(fires) > 1 else rows:
         if len(claimed) >= claimant.room:
             break
         item = fires[row["job_id"]]
@@ -125,19 +133,45 @@ def _claim_at_once(
     return claimed
 
 
+def _first(row: dict[str, Any]) -> int:
+    """Rows a claimant takes at once: the highest priority first (a stable sort keeps the
+    slots' order within one)."""
+    return -row["priority"]
+
+
+def copied(connection: Connection, job_id: str) -> dict[str, Any]:
+    """What a run copies from its job: its labels and priority."""
+    query = select(jobs.c.labels, jobs.c.priority).where(jobs.c.job_id == job_id)
+    row = connection.execute(query).one()
+    return {"labels": row.labels or None, "priority": row.priority}
+
+
 def queue_manual(
     connection: Connection, job_id: str, now: datetime, started_by: str
 ) -> dict[str, Any]:
     """Run-now: a queued run that runs even while another run of the job goes on."""
-    row = run_row(job_id, now, RunStatus.QUEUED, trigger=Trigger.MANUAL, started_by=started_by)
+    row = run_row(
+        job_id,
+        now,
+        RunStatus.QUEUED,
+        trigger=Trigger.MANUAL,
+        started_by=started_by,
+        **copied(connection, job_id),
+    )
     connection.execute(insert(job_runs), row)
     return row
 
 
 def queue_backfill(
-    connection: Connection, job_id: str, slots: list[datetime], started_by: str
+    connection: Connection,
+    job_id: str,
+    slots: list[datetime],
+    started_by: str,
+    priority: int = LOWEST,
 ) -> list[datetime]:
-    """A backfill run for each of ``slots`` (oldest first) not backfilled yet; those queued."""
+    """A backfill run for each of ``slots`` (oldest first) not backfilled yet; those queued.
+    Backfills run below every live run unless the request says (peers' backfills starve
+    live runs)."""
     if not slots:
         return []
     existing = set(
@@ -150,12 +184,27 @@ def queue_backfill(
         ).scalars()
     )
     fresh = [slot for slot in slots if slot not in existing]
+    values = {**copied(connection, job_id), "priority": priority}
     rows = [
-        run_row(job_id, slot, RunStatus.QUEUED, trigger=Trigger.BACKFILL, started_by=started_by)
+        run_row(
+            job_id,
+            slot,
+            RunStatus.QUEUED,
+            trigger=Trigger.BACKFILL,
+            started_by=started_by,
+            **values,
+        )
         for slot in fresh
     ]
     insert_rows(connection, job_runs, rows, skip_conflicts=True)
     return fresh
+
+
+def after_ends(connection: Connection, ended: list[Ended], now: datetime) -> None:
+    """What runs' ends set off, in their transaction: the runs of the jobs that follow them,
+    and the alerts they raise."""
+    queue_followers(connection, ended)
+    alerts.raise_ended(connection, ended, now)
 
 
 def queue_followers(connection: Connection, ended: list[Ended]) -> int:
@@ -163,8 +212,8 @@ def queue_followers(connection: Connection, ended: list[Ended]) -> int:
     it asks: one per run that ended so, due when it ended. Returns how many were queued."""
     if not ended:
         return 0
-    query = select(jobs.c.job_id, jobs.c.schedule).where(
-        among(connection, jobs.c.after_job, sorted({job_id for job_id, _, _ in ended})),
+    query = select(jobs.c.job_id, jobs.c.schedule, jobs.c.labels, jobs.c.priority).where(
+        among(connection, jobs.c.after_job, sorted({end.job_id for end in ended})),
         jobs.c.state == JobState.RUNNING,
     )
     followers = connection.execute(query).all()
@@ -175,9 +224,11 @@ def queue_followers(connection: Connection, ended: list[Ended]) -> int:
             RunStatus.QUEUED,
             trigger=Trigger.AFTER,
             started_by=f"after:{job_id}",
+            labels=row.labels or None,
+            priority=row.priority,
         )
         for row in followers
-        for n, (job_id, status, moment) in enumerate(ended)
+        for n, (job_id, status, moment, _) in enumerate(ended)
         if job_id == row.schedule["job_id"] and status in FOLLOWED_ON[row.schedule["on"]]
     ]
     insert_rows(connection, job_runs, rows, skip_conflicts=True)

@@ -16,8 +16,9 @@ from sqlalchemy import Connection, or_, select, update
 
 from f8a_jobs.core.policy import INTERRUPTIONS, RunPolicy
 from f8a_jobs.core.states import RunStatus
-from f8a_jobs.services.runs.model import IN_BROKER, Ended
-from f8a_jobs.services.runs.queue import queue_followers
+from f8a_jobs.services.alerts import Ended
+from f8a_jobs.services.runs.model import IN_BROKER
+from f8a_jobs.services.runs.queue import after_ends
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.bulk import among, update_rows
 from f8a_jobs.storage.fencing import fence
@@ -95,10 +96,10 @@ def fail_orphans(connection: Connection, epoch: int, lease: float, now: datetime
         )
     guards = {"status": RunStatus.RUNNING}
     ended = set(update_rows(connection, job_runs, ("run_id",), failed, guards, "run_id"))
-    ended_jobs: list[Ended] = [
-        (row.job_id, RunStatus.FAILED, now) for row in stale if row.run_id in ended
+    ended_jobs = [
+        Ended(row.job_id, RunStatus.FAILED, now, row.run_id) for row in stale if row.run_id in ended
     ]
-    queue_followers(connection, ended_jobs)
+    after_ends(connection, ended_jobs, now)
     requeued = update_rows(connection, job_runs, ("run_id",), again, guards, "run_id")
     if requeued:
         wakeups.request(connection, wakeups.RUNS)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.fields import NORMAL, PRIORITIES
 from f8a_jobs.core.policy import Retry
 from f8a_jobs.services.workflows.spec import (
     RESULT_KEY,
@@ -60,6 +61,7 @@ class Node(Retry):
     for_each: Any = None
     team_name: str | None = None
     queue: str | None = None  # remote execution: the broker queue its tries go to
+    priority: int = NORMAL  # its ready tries start before lower ones (core/fields.py)
     kind: str = TASK
     secret_kwargs: tuple[str, ...] = ()  # its job's, and those of the jobs it is inside
 
@@ -169,6 +171,7 @@ def _node(
         for_each=task.for_each,
         team_name=task.team_name,
         queue=task.queue,
+        priority=PRIORITIES[task.priority],
         kind=TASK if handler else GROUP,
         secret_kwargs=secrets,
     )

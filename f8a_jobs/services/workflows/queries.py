@@ -14,7 +14,7 @@ from f8a_jobs.core.access import SERVICE, WRITE, Actor
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import JobNotFound, RunConflict, RunNotFound
 from f8a_jobs.core.states import FINISHED, WHOLE, RunStatus, TaskState
-from f8a_jobs.services import access, audit, runs
+from f8a_jobs.services import access, alerts, audit, runs
 from f8a_jobs.services.runs import IN_BROKER, tasks
 from f8a_jobs.storage import wakeups
 from f8a_jobs.storage.tables import job_runs, jobs
@@ -35,6 +35,7 @@ def get_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
     with engine.connect() as connection:
         row = run_row(connection, job_id, run_id)
         rows = tasks.task_rows(connection, run_id) if row["graph"] else []
+        raised = alerts.of_run(connection, run_id)
     # A failed run's traceback shows here, not in lists of runs (it can be long); a workflow
     # run's are its tasks'.
     traceback = row["traceback"]
@@ -43,6 +44,7 @@ def get_run(engine: Engine, job_id: str, run_id: str) -> dict[str, Any]:
         "traceback": traceback,
         "attempts": row["attempts"] or [],  # before a retry: history, oldest first
         "tasks": tasks_json(row["graph"], rows),
+        "alerts": raised,
     }
 
 

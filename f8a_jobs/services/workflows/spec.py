@@ -15,7 +15,14 @@ from typing import Any
 
 from f8a_jobs import filters
 from f8a_jobs.core.errors import InvalidInput
-from f8a_jobs.core.fields import parse_seconds, queue_name, seconds_or, whole_number
+from f8a_jobs.core.fields import (
+    PRIORITY_NAMES,
+    parse_priority,
+    parse_seconds,
+    queue_name,
+    seconds_or,
+    whole_number,
+)
 from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.core.names import addressable_name
 from f8a_jobs.core.policy import Retry, parse_retry
@@ -41,6 +48,7 @@ TASK_KEYS = (
     "for_each",
     "team_name",
     "queue",
+    "priority",
 )
 RESULT_KEY = "$result"
 
@@ -57,6 +65,7 @@ class TaskSpec(Retry):
     for_each: Any = None  # a list of objects, {"$filter": …} or {"$result": …}
     team_name: str | None = None
     queue: str | None = None  # remote execution: the broker queue of its tries
+    priority: str = "normal"  # low | normal | high: ready tries start highest first
 
     def json(self) -> dict[str, Any]:
         """The stored form: defaults left out."""
@@ -138,6 +147,7 @@ def _parse_task(item: Any, path: str) -> TaskSpec:
         for_each=_for_each(data.get("for_each"), f"{path}.for_each", handler, job),
         team_name=_optional_text(data.get("team_name"), f"{path}.team_name"),
         queue=queue_name(data.get("queue"), f"{path}.queue"),
+        priority=PRIORITY_NAMES[parse_priority(data.get("priority"), f"{path}.priority")],
     )
 
 

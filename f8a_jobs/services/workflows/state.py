@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,35 @@ from f8a_jobs.services.workflows.parts import Parts
 Key = tuple[str, int]  # (task name, part)
 # Read once, for the hot loops: an enum member is a class-attribute lookup per use.
 FAILED = TaskState.FAILED
+
+
+class ReadyQueue:
+    """Units ready to start: the highest priority first, then the order they became ready."""
+
+    def __init__(self, priority_of: Callable[[Key], int]) -> None:
+        self._heap: list[tuple[int, int, Key]] = []
+        self._order = itertools.count()
+        self._priority_of = priority_of
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def append(self, key: Key) -> None:
+        heapq.heappush(self._heap, (-self._priority_of(key), next(self._order), key))
+
+    def popleft(self) -> Key:
+        return heapq.heappop(self._heap)[2]
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+    @property
+    def best(self) -> int:
+        """The highest priority waiting (the runner serves runs in this order)."""
+        return -self._heap[0][0] if self._heap else -1
 
 
 class RunState:
@@ -51,7 +80,7 @@ class RunState:
         self.units: dict[Key, Unit] = {}
         self.parts = Parts(run_id, max_parts)
         self.unmet: dict[str, int] = {node.name: len(node.depends_on) for node in nodes}
-        self.ready: deque[Key] = deque()
+        self.ready = ReadyQueue(lambda key: self.nodes[key[0]].priority)
         self.timers: list[tuple[datetime, int, str, Key]] = []  # (when, tiebreak, why, unit)
         self.running: set[Key] = set()
         self.dirty: dict[Key, Unit] = {}
