@@ -192,7 +192,7 @@ def test_a_failed_run_alerts_once_after_its_last_try_by_mail_and_webhook(api, sm
     shown = sent(api, "nightly", run["run_id"], 2)
     assert {alert["target"] for alert in shown} == {
         "email ops@example.org",
-        f"webhook {receiver.url}/…",
+        f"webhook {receiver.url}/***",  # a webhook's path may be its key: never shown
     }
     assert alerts_of(api, "nightly") == 2  # one per target for the run, none per try
     [post] = receiver.at("/hook")
@@ -311,6 +311,33 @@ def test_a_failed_workflow_run_reports_each_task(api, smtp, receiver):
     [message] = smtp.inbox.messages
     text = message.get_content()
     assert "upstream_failed" in text and "load line 2" in text
+    retried = api.post(f"/jobs/etl/runs/{run['run_id']}/retry")
+    assert retried.status_code == 202, retried.text
+
+    def failed_again():
+        shown = api.get(f"/jobs/etl/runs/{run['run_id']}").json()["run"]
+        return shown if shown["status"] == "failed" and shown["attempts"] else None
+
+    poll(failed_again, timeout=30)
+    poll(lambda: len(receiver.at("/etl")) == 2, timeout=30)  # each attempt alerts
+
+
+def test_webhook_urls_are_shown_masked_and_kept_by_edits(api, receiver):
+    targets = [
+        {"email": "ops@example.org", "on": ["success"]},
+        {"webhook": f"{receiver.url}/secret-path", "on": ["success"]},
+    ]
+    create(api, "edited", targets, kwargs={"lines": 0})
+    shown = api.get("/jobs/edited").json()["job"]["alerts"]
+    assert [target.get("webhook") for target in shown] == [None, f"{receiver.url}/***"]
+    assert "format" not in shown[0]  # an email target has none
+    edited = api.patch("/jobs/edited", json={"kwargs": {"lines": 1}, "alerts": shown})
+    assert edited.status_code == 200, edited.text
+    history = api.get("/jobs/edited/history").json()["entries"]
+    assert "secret-path" not in json.dumps(history)
+    run = run_once(api, "edited", "succeeded")
+    sent(api, "edited", run["run_id"], 2)
+    assert len(receiver.at("/secret-path")) == 1  # the stored URL, not the masked one
 
 
 @pytest.mark.parametrize(

@@ -146,11 +146,16 @@ def _error(report: dict[str, Any]) -> str:
 def _tasks(tasks: list[dict[str, Any]]) -> str:
     if not tasks:
         return ""
-    header = ("task", "part", "state", "tries", "error")
+    parts = any(task.get("part") is not None for task in tasks)
+    header = (
+        ("task", "part", "state", "tries", "error")
+        if parts
+        else ("task", "state", "tries", "error")
+    )
     rows = [header] + [
         (
             _text(task.get("task")),
-            _text(task.get("part")),
+            *((_text(task.get("part")),) if parts else ()),
             _text(task.get("state")),
             _text(task.get("tries")),
             _first_line(_text(task.get("error")))[:ERROR_CELL],

@@ -46,8 +46,9 @@ def _target(item: Any, field: str) -> dict[str, Any]:
     else:
         target["webhook"] = _url(item["webhook"], f"{field}.webhook")
     target["on"] = _events(item.get("on", list(DEFAULT_ON)), f"{field}.on")
-    target["format"] = item.get("format", "json")
-    if target["format"] not in FORMATS or ("email" in item and "format" in item):
+    if "webhook" in item:
+        target["format"] = item.get("format", "json")
+    if target.get("format", "json") not in FORMATS or ("email" in item and "format" in item):
         raise InvalidInput(f"{field}.format", f"a webhook's is one of {', '.join(FORMATS)}")
     target["after_failures"] = _count(item.get("after_failures", 1), f"{field}.after_failures")
     repeat = item.get("repeat_every")
@@ -97,10 +98,38 @@ def target_key(target: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def masked_webhook(url: str) -> str:
+    """A webhook URL as the API shows it: its host only (a Slack hook's path is its secret,
+    and a URL may hold a password)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/***"
+
+
+def masked_targets(targets: Any) -> Any:
+    """A job's targets as the API shows them: webhooks masked."""
+    if not isinstance(targets, list):
+        return targets
+    return [
+        {**target, "webhook": masked_webhook(target["webhook"])} if "webhook" in target else target
+        for target in targets
+    ]
+
+
+def kept_targets(written: Any, stored: Any) -> Any:
+    """Targets a client writes back: a masked webhook it was shown keeps the stored URL."""
+    if not isinstance(written, list) or not isinstance(stored, list):
+        return written
+    real = {masked_webhook(t["webhook"]): t["webhook"] for t in stored if "webhook" in t}
+    return [
+        {**target, "webhook": real[target["webhook"]]}
+        if isinstance(target, Mapping) and target.get("webhook") in real
+        else target
+        for target in written
+    ]
+
+
 def shown_target(target: Mapping[str, Any]) -> str:
-    """Where an alert goes, as a run shows it: a webhook's host only (a Slack hook's path is
-    its secret)."""
+    """Where an alert goes, as a run shows it."""
     if "email" in target:
         return f"email {target['email']}"
-    parts = urlsplit(target["webhook"])
-    return f"webhook {parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+    return f"webhook {masked_webhook(target['webhook'])}"

@@ -19,9 +19,9 @@ from f8a_jobs.core.alert_report import parse_smtp_url
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.settings import Settings
 from f8a_jobs.core.states import WHOLE, RunStatus, TaskState
-from f8a_jobs.execution.delivery import DeliveryError, post_webhook, send_mail
+from f8a_jobs.execution.delivery import DeliveryError, DeliveryRefused, post_webhook, send_mail
 from f8a_jobs.execution.loop import Every, Loop
-from f8a_jobs.services import alerts
+from f8a_jobs.services import alerts, service_state
 from f8a_jobs.services.runs.log_view import record_json, record_line
 from f8a_jobs.services.runs.tasks import task_rows
 from f8a_jobs.services.workflows.queries import tasks_json
@@ -72,7 +72,8 @@ class Alerter(Loop):
         if self.late_check.due():
             with self.engine.begin() as connection:
                 fence(connection, self.epoch)
-                alerts.raise_late(connection, utcnow())
+                if service_state.read_state(connection) != "paused":  # nothing fires: not late
+                    alerts.raise_late(connection, utcnow())
         self._more = self.send_due() >= self.batch
 
     def failed(self, error: Exception) -> float:
@@ -80,27 +81,33 @@ class Alerter(Loop):
         return self.idle_wait
 
     def send_due(self) -> int:
-        """Send up to one batch of due alerts, each marked in the transaction that claimed it."""
-        with self.engine.begin() as connection:
-            fence(connection, self.epoch)
-            due = alerts.claim_due(connection, utcnow(), self.batch)
-            for alert in due:
-                self._send(connection, alert)
-        return len(due)
+        """Send up to one batch of due alerts, each claimed, sent and marked in a transaction
+        of its own: a slow or failing target holds no other alert's row, and an alert marked
+        sent stays so whatever happens to the next."""
+        sent = 0
+        while sent < self.batch:
+            with self.engine.begin() as connection:
+                fence(connection, self.epoch)
+                due = alerts.claim_due(connection, utcnow(), 1)
+                if not due:
+                    break
+                self._send(connection, due[0])
+            sent += 1
+        return sent
 
     def _send(self, connection: Connection, alert: dict[str, Any]) -> None:
         report = alert["report"] or make_report(connection, alert, self.settings.public_url)
         try:
             self._deliver(alert["target"], report)
+        except (NoServer, DeliveryRefused) as error:
+            log.error("alert %s refused for good: %s", alert["delivery"], error)
+            alerts.failed(connection, alert["id"], report, str(error))
+            return
         except DeliveryError as error:
             backoff = min(self.settings.alert_backoff * 2 ** alert["tries"], MAX_BACKOFF)
             later = utcnow() + timedelta(seconds=backoff)
             log.warning("alert %s (%s) not delivered: %s", alert["delivery"], alert["event"], error)
             alerts.retry_later(connection, alert, report, str(error), later)
-            return
-        except NoServer as error:
-            log.error("alert %s refused for good: %s", alert["delivery"], error)
-            alerts.failed(connection, alert["id"], report, str(error))
             return
         alerts.sent(connection, alert["id"], report, utcnow())
 

@@ -30,6 +30,10 @@ class DeliveryError(Exception):
     """A report could not be delivered; the message names the server and why, nothing secret."""
 
 
+class DeliveryRefused(DeliveryError):
+    """A delivery that cannot succeed as configured: retrying would not help."""
+
+
 def send_mail(
     server: SmtpServer,
     to: str,
@@ -92,7 +96,7 @@ def _deliver(
 ) -> None:
     if server.username:
         if not encrypted:
-            raise DeliveryError(
+            raise DeliveryRefused(
                 f"smtp {server.host}:{server.port}: the server offers no STARTTLS; "
                 "the password is not sent over an unencrypted connection (use smtps://)"
             )

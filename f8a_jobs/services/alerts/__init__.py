@@ -4,6 +4,8 @@ finds it late), kept in an outbox of their own (the ``alerts`` table), sent by t
 
 from f8a_jobs.services.alerts.outbox import (
     claim_due,
+    delete_for,
+    delete_of_job,
     failed,
     of_run,
     retry_later,
@@ -14,6 +16,8 @@ from f8a_jobs.services.alerts.raising import Ended, raise_ended, raise_late
 __all__ = [
     "Ended",
     "claim_due",
+    "delete_for",
+    "delete_of_job",
     "failed",
     "of_run",
     "raise_ended",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from f8a_jobs.core.alerts import shown_target, target_key
 from f8a_jobs.core.clock import iso
@@ -29,12 +29,13 @@ def alert_row(
     now: datetime,
     retry_for: float,
     slot: datetime | None = None,
+    attempt: int = 0,
 ) -> dict[str, Any]:
     """A pending alert; its key makes raising it again (by another path, or after a crash)
     a no-op. A late alert is about its slot (the leader's check and the run's end may both
     find it late)."""
     where = target_key(target)
-    about = f"slot {iso(slot)}" if slot else run_id
+    about = f"slot {iso(slot)}" if slot else f"{run_id} attempt {attempt}"
     key = hashlib.sha256(f"{job_id}\n{about}\n{event}\n{where}".encode()).hexdigest()
     return {
         "key": key,
@@ -120,6 +121,18 @@ def failed(connection: Connection, alert_id: int, report: Any, error: str) -> No
 def _change(connection: Connection, alert_id: int, **values: Any) -> None:
     statement = update(alerts).where(alerts.c.id == alert_id, alerts.c.status == PENDING)
     connection.execute(statement.values(tries=alerts.c.tries + 1, **values))
+
+
+def delete_for(connection: Connection, run_ids: Any) -> None:
+    """The alerts of runs that go (a list, or a select of run ids), but those still to be
+    sent: a failed run cleaned away at once is still reported."""
+    statement = delete(alerts).where(alerts.c.run_id.in_(run_ids), alerts.c.status != PENDING)
+    connection.execute(statement)
+
+
+def delete_of_job(connection: Connection, job_id: str) -> None:
+    """A deleted job's alerts go with it, pending ones too (nothing is left to report)."""
+    connection.execute(delete(alerts).where(alerts.c.job_id == job_id))
 
 
 def of_run(connection: Connection, run_id: str) -> list[dict[str, Any]]:

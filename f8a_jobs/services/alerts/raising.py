@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.core.states import JobState, RunStatus, Trigger
@@ -62,13 +62,20 @@ def raise_ended(connection: Connection, ended: list[Ended], now: datetime) -> in
     runs = _runs(connection, [end.run_id for end in mine])
     retry_for = get_settings().alert_retry_for
     rows = [
-        alert_row(end.job_id, run.run_id, event, target, now, retry_for, _slot(run, event))
+        alert_row(
+            end.job_id, run.run_id, event, target, now, retry_for, _slot(run, event), _attempt(run)
+        )
         for end in mine
         if (run := runs.get(end.run_id)) is not None
         for target in targets[end.job_id]
         for event in _events(connection, run, target)
     ]
     return add(connection, rows, now)
+
+
+def _attempt(run: Any) -> int:
+    """A run retried through the API (a workflow's) alerts again: each attempt has its own."""
+    return len(run.attempts or ())
 
 
 def _slot(run: Any, event: str) -> datetime | None:
@@ -84,6 +91,8 @@ def _runs(connection: Connection, run_ids: list[str]) -> dict[str, Any]:
         job_runs.c.trigger,
         job_runs.c.scheduled_for,
         job_runs.c.started_at,
+        job_runs.c.tries,
+        job_runs.c.attempts,
     )
     query = select(*columns).where(among(connection, job_runs.c.run_id, run_ids))
     return {row.run_id: row for row in connection.execute(query)}
@@ -110,9 +119,11 @@ def _events(connection: Connection, run: Any, target: Mapping[str, Any]) -> list
 
 
 def _started_late(run: Any, late_after: float) -> bool:
+    """Whether its first try started late (a retry's start is late on purpose)."""
     started = run.started_at
     return (
         run.trigger == Trigger.SCHEDULE
+        and (run.tries or 0) <= 1
         and started is not None
         and started - run.scheduled_for > timedelta(seconds=late_after)
     )
@@ -161,6 +172,7 @@ def raise_late(connection: Connection, now: datetime) -> int:
         .where(
             job_runs.c.status == RunStatus.QUEUED,
             job_runs.c.trigger == Trigger.SCHEDULE,
+            func.coalesce(job_runs.c.tries, 0) == 0,  # a retry waits on purpose
             job_runs.c.scheduled_for <= cutoff,
             jobs.c.state == JobState.RUNNING,
         )

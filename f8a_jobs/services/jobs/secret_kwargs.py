@@ -4,7 +4,8 @@ The view shows each secret kwarg's value as ``***`` (``core/masking.py``): the j
 kwargs, and its tasks' kwargs and ``for_each`` items, with the job's ``secret_kwargs`` for all
 of them. The row keeps the real values, which handlers run with. A client that reads a job and
 writes it back unchanged sends ``***``: a write keeps the value stored before for each of
-them, so reading and writing back loses nothing.
+them, so reading and writing back loses nothing. Alert targets' webhook URLs are secrets too
+(a Slack hook's path is its key): shown as their host, kept when written back so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from f8a_jobs.core.alerts import kept_targets, masked_targets
 from f8a_jobs.core.masking import kept_items, kept_kwargs, masked_items, masked_kwargs
 
 
@@ -19,6 +21,8 @@ def shown(job: Mapping[str, Any]) -> dict[str, Any]:
     """A job's fields as stored (``service.job_fields``), each secret kwarg's value ``***``."""
     listed = tuple(job.get("secret_kwargs") or ())
     view = {**job, "kwargs": masked_kwargs(job["kwargs"], listed)}
+    if job.get("alerts"):
+        view["alerts"] = masked_targets(job["alerts"])
     if "tasks" in job:
         view["tasks"] = [_shown_task(task, listed) for task in job["tasks"]]
     return view
@@ -40,6 +44,8 @@ def kept(job: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
     write is secret here even if the write unlists it: the client was shown ``***`` for it."""
     listed = (*_names(job.get("secret_kwargs")), *(stored["policy"] or {}).get("secret_kwargs", ()))
     written = dict(job)
+    if job.get("alerts"):
+        written["alerts"] = kept_targets(job["alerts"], stored.get("alerts"))
     if isinstance(job.get("kwargs"), dict):
         written["kwargs"] = kept_kwargs(job["kwargs"], stored["kwargs"], listed)
     if isinstance(job.get("tasks"), list) and stored["workflow"]:

@@ -2,7 +2,7 @@
 
 Retention deletes finished runs older than ``F8A_JOBS_RUN_RETENTION`` days in small batches
 during the leader's housekeeping, but each job keeps its last ``F8A_JOBS_RUN_KEEP_LAST`` runs
-whatever their age. A workflow run's task rows and a run's logs go with it.
+whatever their age. A workflow run's task rows, a run's logs and its sent alerts go with it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, delete, select
 
 from f8a_jobs.core.states import FINISHED, RunStatus
+from f8a_jobs.services import alerts
 from f8a_jobs.services.runs import logs
 from f8a_jobs.storage.tables import job_runs, run_tasks
 
@@ -25,6 +26,7 @@ def delete_runs(connection: Connection, job_id: str) -> None:
     runs = select(job_runs.c.run_id).where(job_runs.c.job_id == job_id)
     connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(runs)))
     logs.delete_for(connection, runs)
+    alerts.delete_of_job(connection, job_id)
     connection.execute(delete(job_runs).where(job_runs.c.job_id == job_id))
 
 
@@ -36,6 +38,7 @@ def delete_failed(connection: Connection, of_jobs: Select[Any] | None = None) ->
     failed = select(job_runs.c.run_id).where(*where)
     connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(failed)))
     logs.delete_for(connection, failed)
+    alerts.delete_for(connection, failed)
     return connection.execute(delete(job_runs).where(*where)).rowcount
 
 
@@ -65,4 +68,5 @@ def delete_old_runs(connection: Connection, days: float, keep_last: int, now: da
         connection.execute(delete(job_runs).where(job_runs.c.run_id.in_(run_ids)))
         connection.execute(delete(run_tasks).where(run_tasks.c.run_id.in_(run_ids)))
         logs.delete_for(connection, run_ids)
+        alerts.delete_for(connection, run_ids)
     return len(run_ids)
