@@ -175,7 +175,8 @@ def _failed_tries(tries: list[dict[str, Any]]) -> str:
     for failed in tries:
         task = _text(failed.get("task"))
         title = f"{task}, try {failed.get('try')}" if task else f"try {failed.get('try')}"
-        lines = [_text(line) for line in failed.get("lines") or []]
+        # a record with a traceback spans several lines: each is indented under its try
+        lines = [part for line in failed.get("lines") or [] for part in _text(line).splitlines()]
         blocks.append(f"  {title}:\n" + (_indented(lines, 4) if lines else "    (no log lines)"))
     return "last log lines of the failed tries:\n" + "\n".join(blocks) if blocks else ""
 

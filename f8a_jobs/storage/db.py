@@ -19,7 +19,9 @@ from sqlalchemy.engine import make_url
 
 from f8a_jobs.core.settings import get_settings
 
-TERM_CONNECTIONS = 7  # firing, claiming + heartbeats, recording, relaying, alerting, housekeeping, spare
+TERM_CONNECTIONS = (
+    7  # firing, claiming + heartbeats, recording, relaying, alerting, housekeeping, spare
+)
 
 
 @functools.cache
