@@ -13,6 +13,7 @@ import email.policy
 import hashlib
 import hmac
 import json
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -190,10 +191,9 @@ def test_a_failed_run_alerts_once_after_its_last_try_by_mail_and_webhook(api, sm
     run = run_once(api, "nightly", "failed")
     assert run["tries"] == 3
     shown = sent(api, "nightly", run["run_id"], 2)
-    assert {alert["target"] for alert in shown} == {
-        "email ops@example.org",
-        f"webhook {receiver.url}/***",  # a webhook's path may be its key: never shown
-    }
+    targets_shown = sorted(alert["target"] for alert in shown)
+    assert targets_shown[0] == "email ops@example.org"
+    assert re.fullmatch(rf"webhook {receiver.url}/\*\*\*[0-9a-f]{{8}}", targets_shown[1])  # no path
     assert alerts_of(api, "nightly") == 2  # one per target for the run, none per try
     [post] = receiver.at("/hook")
     assert post["signed"] and post["answered"] == 200
@@ -325,19 +325,26 @@ def test_a_failed_workflow_run_reports_each_task(api, smtp, receiver):
 def test_webhook_urls_are_shown_masked_and_kept_by_edits(api, receiver):
     targets = [
         {"email": "ops@example.org", "on": ["success"]},
-        {"webhook": f"{receiver.url}/secret-path", "on": ["success"]},
+        {"webhook": f"{receiver.url}/secret-a", "on": ["success"]},
+        {"webhook": f"{receiver.url}/secret-b", "on": ["success"]},  # the same host
     ]
     create(api, "edited", targets, kwargs={"lines": 0})
     shown = api.get("/jobs/edited").json()["job"]["alerts"]
-    assert [target.get("webhook") for target in shown] == [None, f"{receiver.url}/***"]
-    assert "format" not in shown[0]  # an email target has none
+    masks = [target["webhook"] for target in shown[1:]]
+    assert all(mask.startswith(f"{receiver.url}/***") for mask in masks)
+    assert masks[0] != masks[1] and "format" not in shown[0]  # an email target has none
     edited = api.patch("/jobs/edited", json={"kwargs": {"lines": 1}, "alerts": shown})
     assert edited.status_code == 200, edited.text
     history = api.get("/jobs/edited/history").json()["entries"]
-    assert "secret-path" not in json.dumps(history)
+    assert "secret-" not in json.dumps(history) + json.dumps(edited.json())
     run = run_once(api, "edited", "succeeded")
-    sent(api, "edited", run["run_id"], 2)
-    assert len(receiver.at("/secret-path")) == 1  # the stored URL, not the masked one
+    sent(api, "edited", run["run_id"], 3)
+    assert len(receiver.at("/secret-a")) == len(receiver.at("/secret-b")) == 1  # stored URLs
+    unknown = {"webhook": f"{receiver.url}/***00000000"}  # a mask of no stored target
+    refused = api.patch("/jobs/edited", json={"alerts": [unknown]})
+    assert refused.status_code == 400 and "alerts[0].webhook" in refused.text
+    not_text = api.patch("/jobs/edited", json={"alerts": [{"webhook": []}]})
+    assert not_text.status_code == 400, not_text.text
 
 
 @pytest.mark.parametrize(
@@ -349,6 +356,9 @@ def test_webhook_urls_are_shown_masked_and_kept_by_edits(api, receiver):
         ({"email": "a@example.org", "after_failures": 0}, "after_failures"),
         ({"email": "a@example.org", "webhook": "https://example.org"}, ""),
         ({"email": "a@example.org", "when": "always"}, "when"),
+        ({"webhook": "http://[::1"}, "webhook"),  # a malformed host
+        ({"email": "a:b@example.org"}, "email"),  # a mail header would read a group
+        ({"email": "a@example.org", "format": "slack"}, "format"),
     ],
 )
 def test_a_bad_target_is_a_400_naming_it(api, target, key):

@@ -288,8 +288,8 @@ def test_webhook_refused_then_accepted(receiver: Receiver) -> None:
         with pytest.raises(DeliveryError) as caught:
             post_webhook(receiver.url + "/services/T0/B0/XYZ", REPORT, SECRET)
         message = str(caught.value)
-        assert message.startswith(f"webhook 127.0.0.1:{receiver.server_address[1]}: answered 500: ")
-        assert message.endswith("'busy: " + "x" * 194 + "'") and "XYZ" not in message
+        # the answer's text is logged, never kept: it may come from inside the network
+        assert message == f"webhook 127.0.0.1:{receiver.server_address[1]}: answered 500"
     post_webhook(receiver.url, REPORT, SECRET)
     assert [signed for *_, signed in receiver.posts] == [True, True, True]
     receiver.status = 302  # a redirect is an error to fix, not followed

@@ -15,6 +15,7 @@ from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.execution.firing import FireBatch
 from f8a_jobs.execution.jobstore import COLUMNS
 from f8a_jobs.services import jobs, runs
+from f8a_jobs.services.runs import Claimant, Fire
 from f8a_jobs.services.runs.backfill import backfill
 from f8a_jobs.services.workflows.engine import WorkflowRun
 from f8a_jobs.services.workflows.results import resolve_results
@@ -121,3 +122,20 @@ def test_ready_tries_start_by_their_tasks_priority():
 def test_a_workflow_tasks_priority_is_stored_by_name():
     workflow = parse_workflow([{"name": "a", "handler": "Noop", "priority": "High"}], None, None)
     assert workflow.json()["tasks"] == [{"name": "a", "handler": "Noop", "priority": "high"}]
+
+
+def test_a_fire_does_not_start_a_lower_run_before_a_queued_higher_one(engine):
+    later = (utcnow() + timedelta(hours=1)).isoformat()
+    add(engine, "high", when=later, priority="high")
+    add(engine, "low", when=later, priority="low")
+    epoch = term(engine)
+    high = queued_now(engine, "high")  # queued, not yet claimed
+    fire = Fire("low", (utcnow(),), 3600, "Noop", {}, None, None, 1)
+    with engine.begin() as connection:
+        queued, claimed = runs.queue_fires(
+            connection, epoch, [fire], utcnow(), claimant=Claimant("me", 5)
+        )
+        assert queued == 1
+    assert claimed == []  # the thread is left for the high run, queued before
+    [first, second] = claim(engine, epoch, limit=2)
+    assert first.run_id == high and second.job_id == "low"

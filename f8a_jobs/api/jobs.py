@@ -43,16 +43,18 @@ def get_jobs(
     return reply({"jobs": page, "jobs_count": len(page), "total": total})
 
 
-def post_bulk_pause(body: dict[str, Any]) -> Response:
-    return reply(bulk.set_states(engine(), body, JobState.PAUSED, actor(body.get("reason"))))
+def post_bulk_pause(body: dict[str, Any], reason: str | None = None) -> Response:
+    why = actor(body.get("reason", reason))
+    return reply(bulk.set_states(engine(), body, JobState.PAUSED, why))
 
 
-def post_bulk_resume(body: dict[str, Any]) -> Response:
-    return reply(bulk.set_states(engine(), body, JobState.RUNNING, actor(body.get("reason"))))
+def post_bulk_resume(body: dict[str, Any], reason: str | None = None) -> Response:
+    why = actor(body.get("reason", reason))
+    return reply(bulk.set_states(engine(), body, JobState.RUNNING, why))
 
 
-def post_bulk_run(body: dict[str, Any]) -> Response:
-    return reply(bulk.run_now(engine(), body, actor(body.get("reason"))), 202)
+def post_bulk_run(body: dict[str, Any], reason: str | None = None) -> Response:
+    return reply(bulk.run_now(engine(), body, actor(body.get("reason", reason))), 202)
 
 
 def one_job(job: dict[str, Any], status: int = 200) -> Response:

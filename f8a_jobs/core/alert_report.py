@@ -49,7 +49,10 @@ def parse_smtp_url(url: str) -> SmtpServer:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         _refuse(f"the scheme is {scheme!r}, not smtp or smtps")
-    host = parts.hostname
+    try:
+        host = parts.hostname
+    except ValueError:  # a malformed host ("smtp://[::1")
+        host = None
     if not host or any(char.isspace() for char in host):
         _refuse("the URL names no host")
     if parts.path not in ("", "/") or parts.fragment:

@@ -19,7 +19,10 @@ FORMATS = ("json", "slack")
 MAX_TARGETS = 20
 DEFAULT_ON = ("failure",)  # Datatailr's AlertOnlyFailures: the default of a target
 DEFAULT_LATE_AFTER = 300  # seconds after its slot a run that has not started is late
-EMAIL = re.compile(r"[^@\s<>,;\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}")
+# a plain address only: no quotes, comments, groups or brackets, which a mail header would read
+# as something else than the address shown
+EMAIL = re.compile(r"[^@\s<>,;:()\[\]\\\"\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}")
+MASK = "/***"
 
 
 def parse_targets(value: Any, field: str = "alerts") -> list[dict[str, Any]] | None:
@@ -48,7 +51,9 @@ def _target(item: Any, field: str) -> dict[str, Any]:
     target["on"] = _events(item.get("on", list(DEFAULT_ON)), f"{field}.on")
     if "webhook" in item:
         target["format"] = item.get("format", "json")
-    if target.get("format", "json") not in FORMATS or ("email" in item and "format" in item):
+    if "email" in item and "format" in item:
+        raise InvalidInput(f"{field}.format", "an email target takes no format")
+    if target.get("format", "json") not in FORMATS:
         raise InvalidInput(f"{field}.format", f"a webhook's is one of {', '.join(FORMATS)}")
     target["after_failures"] = _count(item.get("after_failures", 1), f"{field}.after_failures")
     repeat = item.get("repeat_every")
@@ -67,11 +72,17 @@ def _address(value: Any, field: str) -> str:
 
 
 def _url(value: Any, field: str) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        host = parts.hostname if parts else None
+    except ValueError:  # a malformed host or port ("http://[::1")
+        parts = host = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
         raise InvalidInput(field, "expected an http:// or https:// URL")
     if len(value) > 2000 or re.search(r"[\s\x00-\x1f\x7f]", value):
         raise InvalidInput(field, "a URL of at most 2000 characters, no blanks")
+    if MASK in parts.path:
+        raise InvalidInput(field, "a masked URL ('/***…') of no stored target: give the whole URL")
     return str(value)
 
 
@@ -99,10 +110,11 @@ def target_key(target: Mapping[str, Any]) -> str:
 
 
 def masked_webhook(url: str) -> str:
-    """A webhook URL as the API shows it: its host only (a Slack hook's path is its secret,
-    and a URL may hold a password)."""
+    """A webhook URL as the API shows it: its host, and a short digest that tells two hooks
+    of one host apart (a Slack hook's path is its secret, and a URL may hold a password)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/***"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{MASK}{digest}"
 
 
 def masked_targets(targets: Any) -> Any:
@@ -120,12 +132,12 @@ def kept_targets(written: Any, stored: Any) -> Any:
     if not isinstance(written, list) or not isinstance(stored, list):
         return written
     real = {masked_webhook(t["webhook"]): t["webhook"] for t in stored if "webhook" in t}
-    return [
-        {**target, "webhook": real[target["webhook"]]}
-        if isinstance(target, Mapping) and target.get("webhook") in real
-        else target
-        for target in written
-    ]
+
+    def kept(target: Any) -> Any:
+        url = target.get("webhook") if isinstance(target, Mapping) else None
+        return {**target, "webhook": real[url]} if isinstance(url, str) and url in real else target
+
+    return [kept(target) for target in written]
 
 
 def shown_target(target: Mapping[str, Any]) -> str:

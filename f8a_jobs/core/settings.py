@@ -227,8 +227,8 @@ def _number(env: Mapping[str, str], name: str, default: N, kind: Callable[[str],
         raise ConfigurationError(
             f"{name}={raw!r} is not a valid {getattr(kind, '__name__', kind)}"
         ) from None
-    if value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} must be positive")
+    if not 0 < value < float("inf"):  # nan fails both
+        raise ConfigurationError(f"{name}={raw!r} must be a positive, finite number")
     return value
 
 

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 LOG_LINES = 20  # the last lines of each failed try a report shows
 TRIES_SHOWN = 10
 MAX_BACKOFF = 600.0
+LEASE = 120.0  # seconds: an alert leased and not recorded by then is sent again
+SENT, REFUSED, RETRY = "sent", "refused", "retry"
 SUMMARIES = {
     "failure": "the run failed",
     "timeout": "the run ran out of time",
@@ -81,48 +83,69 @@ class Alerter(Loop):
         return self.idle_wait
 
     def send_due(self) -> int:
-        """Send up to one batch of due alerts, each claimed, sent and marked in a transaction
-        of its own: a slow or failing target holds no other alert's row, and an alert marked
-        sent stays so whatever happens to the next."""
+        """Send up to one batch of due alerts, one after another. Each is leased in a short
+        transaction (its report made then, and kept), sent outside any transaction, and its
+        outcome recorded in another: a slow target holds no lock, and a sender that dies
+        between sending and recording sends it again after the lease, under its delivery id."""
         sent = 0
         while sent < self.batch:
-            with self.engine.begin() as connection:
-                fence(connection, self.epoch)
-                due = alerts.claim_due(connection, utcnow(), 1)
-                if not due:
-                    break
-                self._send(connection, due[0])
+            alert = self._lease()
+            if alert is None:
+                break
+            self._record(alert, self._deliver(alert))
             sent += 1
         return sent
 
-    def _send(self, connection: Connection, alert: dict[str, Any]) -> None:
-        report = alert["report"] or make_report(connection, alert, self.settings.public_url)
+    def _lease(self) -> dict[str, Any] | None:
+        with self.engine.begin() as connection:
+            fence(connection, self.epoch)
+            due = alerts.claim_due(connection, utcnow(), 1)
+            if not due:
+                return None
+            alert = due[0]
+            if alert["report"] is None:
+                alert["report"] = make_report(connection, alert, self.settings.public_url)
+            alerts.lease(
+                connection, alert["id"], alert["report"], utcnow() + timedelta(seconds=LEASE)
+            )
+            return alert
+
+    def _deliver(self, alert: dict[str, Any]) -> tuple[str, str | None]:
+        """How sending went: sent, refused (for good) or retry, with the error."""
+        target, report = alert["target"], alert["report"]
         try:
-            self._deliver(alert["target"], report)
-        except (NoServer, DeliveryRefused) as error:
-            log.error("alert %s refused for good: %s", alert["delivery"], error)
-            alerts.failed(connection, alert["id"], report, str(error))
-            return
+            if "webhook" in target:
+                slack = target.get("format") == "slack"
+                post_webhook(target["webhook"], report, self.settings.webhook_secret, slack)
+            elif self.smtp is None:
+                return REFUSED, "an email alert, and F8A_JOBS_SMTP_URL is not set"
+            else:
+                send_mail(self.smtp, target["email"], report)
+        except DeliveryRefused as error:
+            return REFUSED, str(error)
         except DeliveryError as error:
-            backoff = min(self.settings.alert_backoff * 2 ** alert["tries"], MAX_BACKOFF)
-            later = utcnow() + timedelta(seconds=backoff)
-            log.warning("alert %s (%s) not delivered: %s", alert["delivery"], alert["event"], error)
-            alerts.retry_later(connection, alert, report, str(error), later)
-            return
-        alerts.sent(connection, alert["id"], report, utcnow())
+            return RETRY, str(error)
+        except Exception as error:  # one alert's surprise must not stop every other alert
+            log.exception("alert %s: sending failed unexpectedly", alert["delivery"])
+            return RETRY, f"{type(error).__name__} while sending"
+        return SENT, None
 
-    def _deliver(self, target: Mapping[str, Any], report: dict[str, Any]) -> None:
-        if "webhook" in target:
-            slack = target.get("format") == "slack"
-            post_webhook(target["webhook"], report, self.settings.webhook_secret, slack)
-        elif self.smtp is None:
-            raise NoServer("an email alert, and F8A_JOBS_SMTP_URL is not set")
-        else:
-            send_mail(self.smtp, target["email"], report)
-
-
-class NoServer(Exception):
-    """A target the service cannot send to as configured: retrying would not help."""
+    def _record(self, alert: dict[str, Any], outcome: tuple[str, str | None]) -> None:
+        kind, error = outcome
+        with self.engine.begin() as connection:
+            fence(connection, self.epoch)
+            if kind == SENT:
+                alerts.sent(connection, alert["id"], utcnow())
+            elif kind == REFUSED:
+                log.error("alert %s refused for good: %s", alert["delivery"], error)
+                alerts.failed(connection, alert["id"], error or "")
+            else:
+                backoff = min(self.settings.alert_backoff * 2 ** alert["tries"], MAX_BACKOFF)
+                later = utcnow() + timedelta(seconds=backoff)
+                log.warning(
+                    "alert %s (%s) not delivered: %s", alert["delivery"], alert["event"], error
+                )
+                alerts.retry_later(connection, alert, error or "", later)
 
 
 def make_report(

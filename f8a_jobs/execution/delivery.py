@@ -8,6 +8,7 @@ path (a Slack URL's path is its secret).
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -21,9 +22,11 @@ from f8a_jobs.core import alert_report
 from f8a_jobs.core.alert_report import SmtpServer, body_bytes, mail, signature
 from f8a_jobs.core.clock import utcnow
 
+log = logging.getLogger(__name__)
+
 DELIVERY_HEADER = "X-F8A-Jobs-Delivery"
 SIGNATURE_HEADER = "X-F8A-Jobs-Signature"
-RESPONSE_SHOWN = 200  # characters of a refusing webhook's answer kept in the error
+RESPONSE_SHOWN = 200  # characters of a refusing webhook's answer logged (never stored)
 
 
 class DeliveryError(Exception):
@@ -56,10 +59,10 @@ def send_mail(
             with smtplib.SMTP_SSL(
                 server.host, server.port, timeout=timeout, context=context
             ) as client:
-                _deliver(client, server, message, encrypted=True)
+                _deliver(client, server, message, to, encrypted=True)
         else:
             with smtplib.SMTP(server.host, server.port, timeout=timeout) as client:
-                _deliver(client, server, message, encrypted=_starttls(client, context))
+                _deliver(client, server, message, to, encrypted=_starttls(client, context))
     except (smtplib.SMTPException, OSError) as error:  # ssl.SSLError is an OSError
         raise DeliveryError(f"{where}: {_smtp_reason(error, server.password)}") from error
 
@@ -92,7 +95,7 @@ def _starttls(client: smtplib.SMTP, context: ssl.SSLContext) -> bool:
 
 
 def _deliver(
-    client: smtplib.SMTP, server: SmtpServer, message: EmailMessage, encrypted: bool
+    client: smtplib.SMTP, server: SmtpServer, message: EmailMessage, to: str, encrypted: bool
 ) -> None:
     if server.username:
         if not encrypted:
@@ -101,7 +104,7 @@ def _deliver(
                 "the password is not sent over an unencrypted connection (use smtps://)"
             )
         client.login(server.username, server.password or "")
-    client.send_message(message, from_addr=server.sender, to_addrs=[str(message["To"])])
+    client.send_message(message, from_addr=server.sender, to_addrs=[to])
 
 
 def _smtp_reason(error: BaseException, password: str | None) -> str:
@@ -144,9 +147,10 @@ def post_webhook(
             url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
         ) as response:
             if not 200 <= response.status_code < 300:
-                raise DeliveryError(
-                    f"{where}: answered {response.status_code}: {_start_of(response)!r}"
-                )
+                # the answer's start goes to the log only: an error is shown on the run, and
+                # the URL may be one inside the network that the job's writer cannot reach
+                log.warning("%s answered %s: %r", where, response.status_code, _start_of(response))
+                raise DeliveryError(f"{where}: answered {response.status_code}")
     except requests.RequestException as error:
         # Not chained: requests' own messages quote the whole URL.
         raise DeliveryError(f"{where}: {_request_reason(error, timeout)}") from None

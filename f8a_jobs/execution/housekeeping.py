@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.settings import Settings
-from f8a_jobs.services import runs
+from f8a_jobs.services import alerts, runs
 from f8a_jobs.services.flows import outbox
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,12 @@ class Housekeeping:
         with self.engine.begin() as connection:
             old_runs = runs.delete_old_runs(connection, days, keep, utcnow())
             old_flows = outbox.delete_old_flows(connection, days, utcnow())
-        if old_runs or old_flows:
+            old_alerts = alerts.delete_old(connection, days, utcnow())
+        if old_runs or old_flows or old_alerts:
             log.info(
-                "retention: deleted %d runs and %d flows older than %g days",
+                "retention: deleted %d runs, %d flows and %d alerts older than %g days",
                 old_runs,
                 old_flows,
+                old_alerts,
                 days,
             )

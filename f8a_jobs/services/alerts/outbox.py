@@ -14,11 +14,12 @@ from sqlalchemy import Connection, delete, select, update
 from f8a_jobs.core.alerts import shown_target, target_key
 from f8a_jobs.core.clock import iso
 from f8a_jobs.core.json_values import storable_text
-from f8a_jobs.storage.bulk import insert_rows
+from f8a_jobs.storage.bulk import among, insert_rows
 from f8a_jobs.storage.tables import alerts
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 ERROR_LIMIT = 2000
+RETENTION_BATCH = 1000
 
 
 def alert_row(
@@ -58,10 +59,14 @@ def alert_row(
 
 
 def add(connection: Connection, rows: list[dict[str, Any]], now: datetime) -> int:
-    """Insert the alerts ``repeat_every`` lets through (none of their job, event and target
-    within the period, in the table or earlier in ``rows``); those raised already are skipped."""
+    """Insert the alerts not raised already that ``repeat_every`` lets through (none of their
+    job, event and target within the period, in the table or earlier in ``rows``); how many.
+    In key order: two transactions raising the same alerts lock them in one order."""
+    raised = _raised(connection, [row["key"] for row in rows])
     kept, seen = [], set()
-    for row in rows:
+    for row in sorted(rows, key=lambda row: row["key"]):
+        if row["key"] in raised:
+            continue
         every = row["target"].get("repeat_every")
         if every:
             kind = (row["job_id"], row["event"], row["target_key"])
@@ -71,6 +76,13 @@ def add(connection: Connection, rows: list[dict[str, Any]], now: datetime) -> in
         kept.append(row)
     insert_rows(connection, alerts, kept, skip_conflicts=True)
     return len(kept)
+
+
+def _raised(connection: Connection, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    query = select(alerts.c.key).where(among(connection, alerts.c.key, keys))
+    return set(connection.execute(query).scalars())
 
 
 def _recent(connection: Connection, kind: tuple[str, str, str], since: datetime) -> bool:
@@ -97,25 +109,28 @@ def claim_due(connection: Connection, now: datetime, limit: int) -> list[dict[st
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def sent(connection: Connection, alert_id: int, report: Any, now: datetime) -> None:
-    _change(connection, alert_id, status=SENT, sent_at=now, report=report, error=None)
+def lease(connection: Connection, alert_id: int, report: Any, until: datetime) -> None:
+    """The sender takes an alert until ``until`` (then it is due again: the sender died), with
+    the report every try of it sends."""
+    statement = update(alerts).where(alerts.c.id == alert_id, alerts.c.status == PENDING)
+    connection.execute(statement.values(next_try_at=until, report=report))
 
 
-def retry_later(
-    connection: Connection, alert: Mapping[str, Any], report: Any, error: str, at: datetime
-) -> None:
+def sent(connection: Connection, alert_id: int, now: datetime) -> None:
+    _change(connection, alert_id, status=SENT, sent_at=now, error=None)
+
+
+def retry_later(connection: Connection, alert: Mapping[str, Any], error: str, at: datetime) -> None:
     """A delivery failed: try again at ``at``, or fail for good past the alert's give-up time."""
-    values: dict[str, Any] = {"report": report, "error": storable_text(error, ERROR_LIMIT)}
+    values: dict[str, Any] = {"error": storable_text(error, ERROR_LIMIT)}
     if at > alert["give_up_at"]:
         values["status"] = FAILED
     _change(connection, alert["id"], next_try_at=at, **values)
 
 
-def failed(connection: Connection, alert_id: int, report: Any, error: str) -> None:
+def failed(connection: Connection, alert_id: int, error: str) -> None:
     """Refused for good (no SMTP server configured, say): never retried."""
-    _change(
-        connection, alert_id, status=FAILED, report=report, error=storable_text(error, ERROR_LIMIT)
-    )
+    _change(connection, alert_id, status=FAILED, error=storable_text(error, ERROR_LIMIT))
 
 
 def _change(connection: Connection, alert_id: int, **values: Any) -> None:
@@ -133,6 +148,21 @@ def delete_for(connection: Connection, run_ids: Any) -> None:
 def delete_of_job(connection: Connection, job_id: str) -> None:
     """A deleted job's alerts go with it, pending ones too (nothing is left to report)."""
     connection.execute(delete(alerts).where(alerts.c.job_id == job_id))
+
+
+def delete_old(connection: Connection, days: float, now: datetime) -> int:
+    """Retention: up to one batch of alerts sent or failed more than ``days`` ago (those of a
+    slot that never ran, or whose run was cleaned away while they were pending)."""
+    oldest = (
+        select(alerts.c.id)
+        .where(alerts.c.status != PENDING, alerts.c.created_at < now - timedelta(days=days))
+        .order_by(alerts.c.id)
+        .limit(RETENTION_BATCH)
+    )
+    ids = list(connection.execute(oldest).scalars())
+    if ids:
+        connection.execute(delete(alerts).where(alerts.c.id.in_(ids)))
+    return len(ids)
 
 
 def of_run(connection: Connection, run_id: str) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from f8a_jobs.storage.bulk import among
 from f8a_jobs.storage.tables import job_runs, jobs
 
 FINAL = (RunStatus.SUCCEEDED, RunStatus.FAILED)
+LATE_BATCH = 1000  # late runs and slots a check looks at, the longest late first
 TIMED_OUT = re.compile(r"ran longer than|timed out|timeout", re.IGNORECASE)
 Targets = dict[str, list[dict[str, Any]]]
 
@@ -176,11 +177,14 @@ def raise_late(connection: Connection, now: datetime) -> int:
             job_runs.c.scheduled_for <= cutoff,
             jobs.c.state == JobState.RUNNING,
         )
+        .order_by(job_runs.c.scheduled_for)
+        .limit(LATE_BATCH)
     ).all()
     overdue = connection.execute(
-        select(jobs.c.job_id, jobs.c.next_run_time).where(
-            jobs.c.next_run_time <= cutoff, jobs.c.state == JobState.RUNNING
-        )
+        select(jobs.c.job_id, jobs.c.next_run_time)
+        .where(jobs.c.next_run_time <= cutoff, jobs.c.state == JobState.RUNNING)
+        .order_by(jobs.c.next_run_time)
+        .limit(LATE_BATCH)
     ).all()
     found = [(row.job_id, row.run_id, row.scheduled_for) for row in waiting]
     found += [(row.job_id, None, row.next_run_time) for row in overdue]

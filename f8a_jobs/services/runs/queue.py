@@ -56,7 +56,8 @@ def queue_fires(
     ]
     queued = sum(row["status"] == QUEUED for row in rows)
     due_by_job = {item.job_id: item for item in due}
-    claimed = _claim_at_once(rows, due_by_job, epoch, claimant, now, busy)
+    waiting = _highest_queued(connection) if claimant and claimant.room > 0 else None
+    claimed = _claim_at_once(rows, due_by_job, epoch, claimant, now, busy, waiting)
     insert_rows(connection, job_runs, rows, skip_conflicts=tolerant)
     if queued < len(rows):
         missed = [
@@ -72,6 +73,13 @@ def active_jobs(connection: Connection, job_ids: list[str]) -> set[str]:
         among(connection, job_runs.c.job_id, job_ids), job_runs.c.status.in_(ACTIVE)
     )
     return set(connection.execute(query).scalars())
+
+
+def _highest_queued(connection: Connection) -> int | None:
+    """The highest priority of the runs already queued (the claim index's first entry): a
+    fresh run below it must not take a thread before them."""
+    query = select(func.max(job_runs.c.priority)).where(job_runs.c.status == QUEUED)
+    return connection.execute(query).scalar()
 
 
 def _run_counts(connection: Connection, job_ids: list[str]) -> dict[str, tuple[int, int]]:
@@ -97,9 +105,11 @@ def _claim_at_once(
     claimant: Claimant | None,
     now: datetime,
     busy: set[str],
+    waiting: int | None = None,
 ) -> list[ClaimedRun]:
     """Turn up to ``claimant.room`` queued rows into claimed ones (the job's revision was just
-    checked, so its state is as the scheduler read it: the claim's checks hold)."""
+    checked, so its state is as the scheduler read it: the claim's checks hold), none below
+    the ``waiting`` priority of runs queued before them."""
     claimed: list[ClaimedRun] = []
     if claimant is None:
         return claimed
@@ -109,6 +119,8 @@ def _claim_at_once(
         item = fires[row["job_id"]]
         if row["status"] != QUEUED or not item.handler or row["job_id"] in busy:
             continue
+        if waiting is not None and row["priority"] < waiting:
+            break  # sorted: the rest are lower still
         row.update(
             status=RUNNING,
             epoch=epoch,

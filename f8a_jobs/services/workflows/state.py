@@ -32,9 +32,6 @@ class ReadyQueue:
     def __bool__(self) -> bool:
         return bool(self._heap)
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
     def append(self, key: Key) -> None:
         heapq.heappush(self._heap, (-self._priority_of(key), next(self._order), key))
 
