@@ -40,6 +40,7 @@ lint: $(DEV)
 	$(BIN)/ruff check f8a_jobs tests bench examples
 	$(BIN)/ruff format --check f8a_jobs
 	$(BIN)/mypy f8a_jobs
+	$(BIN)/mypy --strict f8a_jobs/client
 
 clean:
 	rm -rf $(VENV) f8a_jobs.db f8a_jobs.db-* f8a_jobs.db.*.lock
