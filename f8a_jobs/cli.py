@@ -1,5 +1,6 @@
 """``f8a-jobs serve [--role all|api|scheduler] | worker [--queues] [--concurrency] | migrate |
-initjobs | delete-job | hash-token | demo``."""
+initjobs | delete-job | hash-token | demo``; and, through the Python client, ``f8a-jobs jobs …``
+and ``f8a-jobs runs …`` (``f8a-jobs jobs --help``)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,15 @@ from f8a_jobs.storage.migrate import migrate
 log = logging.getLogger("f8a_jobs")
 
 
+CLIENT_COMMANDS = ("jobs", "runs")  # the client's (f8a_jobs/client/commands.py)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if _command_of(argv) in CLIENT_COMMANDS:
+        from f8a_jobs.client.commands import main as client_main
+
+        return client_main(argv)
     args = _parser().parse_args(argv)
     try:
         settings = get_settings()
@@ -43,6 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"f8a-jobs: {exc.detail}", file=sys.stderr)
         return 2
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The command word, after the client's options (``--url U``, ``--token T``, ``--json``)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--url", "--token"):
+            next(words, None)
+        elif not word.startswith("--"):
+            return word
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,6 +3,8 @@ runs round trips, paging, logs (and following them), bulk actions, and each kind
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import threading
 
 import pytest
 
-from f8a_jobs.client import ApiError, Client
+from f8a_jobs.client import ApiError, Client, commands
 from tests.conftest import ROOT, free_port, module_server, wipe
 
 TOKEN = "client-test-token"
@@ -145,3 +147,37 @@ def test_the_client_imports_no_server_code():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def cli(server, *args, token=TOKEN):
+    env = {**os.environ, "F8A_JOBS_URL": server.url, "F8A_JOBS_TOKEN": token}
+    command = [sys.executable, "-m", "f8a_jobs.cli", *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_cli_round_trip(client, server, tmp_path):
+    spec = tmp_path / "nightly.yaml"
+    spec.write_text("job_id: nightly\nhandler: Chatty\nwhen: '2099-01-01T00:00:00Z'\nlabels: [n]\n")
+    created = cli(server, "--json", "jobs", "create", "-f", str(spec), "--reason", "from git")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["labels"] == ["n"]
+    listed = cli(server, "jobs", "list", "--label", "n")
+    assert listed.stdout.splitlines()[0].split() == list(commands.JOB_COLUMNS)
+    assert listed.stdout.splitlines()[1].split()[:2] == ["nightly", "running"]
+    assert cli(server, "jobs", "pause", "nightly").returncode == 0
+    ran = cli(server, "--json", "jobs", "run", "nightly")
+    [run] = json.loads(ran.stdout)
+    waited = cli(server, "runs", "wait", "nightly", run["run_id"], "--timeout", "60")
+    assert waited.returncode == 0 and "succeeded" in waited.stdout, waited.stderr
+    logs = cli(server, "runs", "logs", "nightly", run["run_id"], "--follow")
+    assert "chatty line 2" in logs.stdout
+    history = cli(server, "--json", "jobs", "history", "nightly")
+    assert [entry["action"] for entry in json.loads(history.stdout)] == ["run", "pause", "create"]
+
+
+def test_the_cli_exits_non_zero_with_the_servers_message(server):
+    missing = cli(server, "jobs", "get", "nobody")
+    assert missing.returncode == 1 and "404" in missing.stderr and "nobody" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    refused = cli(server, "jobs", "list", token="wrong")
+    assert refused.returncode == 1 and "401" in refused.stderr
