@@ -6,8 +6,9 @@ message. ``F8A_JOBS_URL`` and ``F8A_JOBS_TOKEN`` (or ``--url``, ``--token``) say
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,16 +155,7 @@ def runs_list(job_id: str | None, status: str | None, label: tuple[str, ...], li
     found = _client().search_runs(
         page_size=min(limit, 500), **{k: v for k, v in filters.items() if v}
     )
-    _show(_first(found, limit), RUN_COLUMNS)
-
-
-def _first(items: Iterable[Json], count: int) -> list[Json]:
-    taken: list[Json] = []
-    for item in items:
-        if len(taken) == count:
-            break
-        taken.append(item)
-    return taken
+    _show(list(itertools.islice(found, limit)), RUN_COLUMNS)
 
 
 @runs.command("get")

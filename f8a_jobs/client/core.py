@@ -67,14 +67,7 @@ class Client:
     def jobs(self, page_size: int = 500, **filters: Any) -> Iterator[Json]:
         """Every job the caller may read (summaries; ``full=True`` for whole jobs), page by
         page: ``state``, ``handler``, ``owner``, ``group``, ``label`` (a list: all of them)."""
-        offset = 0
-        while True:
-            params = {**filters, "limit": page_size, "offset": offset}
-            page = self._call("GET", "/jobs", params=params)["jobs"]
-            yield from page
-            if len(page) < page_size:
-                return
-            offset += len(page)
+        return self._pages("/jobs", "jobs", page_size, filters)
 
     def update_job(
         self, job_id: str, changes: Mapping[str, Any], revision: int | None = None
@@ -120,14 +113,7 @@ class Client:
 
     def runs(self, job_id: str, page_size: int = 500, **filters: Any) -> Iterator[Json]:
         """The job's runs, newest first, page by page (``started_by=``)."""
-        offset = 0
-        while True:
-            params = {**filters, "limit": page_size, "offset": offset}
-            page = self._call("GET", f"/jobs/{job_id}/runs", params=params)["runs"]
-            yield from page
-            if len(page) < page_size:
-                return
-            offset += len(page)
+        return self._pages(f"/jobs/{job_id}/runs", "runs", page_size, filters)
 
     def search_runs(self, page_size: int = 500, **filters: Any) -> Iterator[Json]:
         """Runs across jobs (``GET /runs``: ``status``, ``job_id`` prefix, ``label``…), newest
@@ -210,6 +196,19 @@ class Client:
         if response.status_code >= 400:
             raise _error(response)
         return response.json() if response.content else {}
+
+    def _pages(
+        self, path: str, key: str, page_size: int, filters: Mapping[str, Any]
+    ) -> Iterator[Json]:
+        """Every item of an ``offset``-paged listing, one request a page."""
+        offset = 0
+        while True:
+            params = {**filters, "limit": page_size, "offset": offset}
+            page = self._call("GET", path, params=params)[key]
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += len(page)
 
     def _state(self, job_id: str, state: str, reason: str | None) -> Json:
         params = _with({"state": state}, reason=reason)

@@ -263,8 +263,10 @@ def _alerting(env: Mapping[str, str]) -> dict[str, Any]:
         "smtp_url": env.get("F8A_JOBS_SMTP_URL") or None,
         "webhook_secret": env.get("F8A_JOBS_WEBHOOK_SECRET") or None,
         "alerts_default": _alert_targets(env.get("F8A_JOBS_ALERTS_DEFAULT")),
-        "alert_retry_for": _number(env, "F8A_JOBS_ALERT_RETRY_FOR", 86400.0, float),
-        "alert_backoff": _number(env, "F8A_JOBS_ALERT_BACKOFF", 5.0, float),
+        "alert_retry_for": _number(
+            env, "F8A_JOBS_ALERT_RETRY_FOR", Settings.alert_retry_for, float
+        ),
+        "alert_backoff": _number(env, "F8A_JOBS_ALERT_BACKOFF", Settings.alert_backoff, float),
         "public_url": (env.get("F8A_JOBS_PUBLIC_URL") or "").rstrip("/") or None,
     }
 
