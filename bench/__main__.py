@@ -14,6 +14,7 @@ from pathlib import Path
 os.environ.setdefault("F8A_JOBS_HANDLER_MODULES", "tests.handlers")
 
 from bench import (
+    apply,
     baseline,
     calendars,
     canvas,
@@ -36,6 +37,7 @@ INTERVAL_SECONDS = 20
 EXPAND_ROWS = 1_000_000
 FANOUT, CHAIN, BIG_FANOUT = 1000, 200, 10_000
 CALENDAR_JOBS = 10_000
+APPLY_JOBS = 20_000
 # The original approach takes minutes per million rows; F8A_JOBS_BENCH_ORIGINAL_ROWS shortens it.
 ORIGINAL_ROWS = int(os.environ.get("F8A_JOBS_BENCH_ORIGINAL_ROWS", EXPAND_ROWS))
 
@@ -102,6 +104,14 @@ def main() -> int:
     )
     print(
         f"(3) POST /jobs: {api['create_per_s']:,.0f} requests/s (8 clients, 2 workers)", flush=True
+    )
+    with fresh_database("apply") as url, tempfile.TemporaryDirectory() as workdir:
+        applied = apply.measure(url, Path(workdir), APPLY_JOBS)
+    print(
+        f"(3b) POST /jobs/apply, one transaction each: {APPLY_JOBS:,} new jobs in one request "
+        f"{applied['create_per_s']:,.0f} jobs/s; again, unchanged {applied['unchanged_per_s']:,.0f} "
+        f"jobs/s; all changed {applied['change_per_s']:,.0f} jobs/s",
+        flush=True,
     )
 
     with fresh_database("interval") as url:
@@ -197,7 +207,9 @@ def main() -> int:
 
     print(
         f"bench: fire_ratio={our_fires / plain_fires:.2f} e2e_fire_ratio={our_flows / plain_flows:.2f} list_ratio={plain_list / api['list_p50_s']:.0f} "
-        f"create_per_s={api['create_per_s']:.0f} late_p99_ms={ticks['late_p99_ms']:.0f} "
+        f"create_per_s={api['create_per_s']:.0f} apply_create_per_s={applied['create_per_s']:.0f} "
+        f"apply_unchanged_per_s={applied['unchanged_per_s']:.0f} "
+        f"apply_change_per_s={applied['change_per_s']:.0f} late_p99_ms={ticks['late_p99_ms']:.0f} "
         f"unaccounted={ticks['unaccounted']} expand_rows_per_s={expand_rate:.0f} "
         f"expand_peak_rss_mb={full['peak_rss_mb']:.0f} expand_ratio={expand_rate / original_rate:.1f} "
         f"wf_fanout_s={wf['w1_s']:.2f} wf_fanout_vs_celery={celery_w1 / wf['w1_s']:.1f} "

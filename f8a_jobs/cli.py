@@ -34,7 +34,7 @@ from f8a_jobs.storage.migrate import migrate
 log = logging.getLogger("f8a_jobs")
 
 
-CLIENT_COMMANDS = ("jobs", "runs")  # the client's (f8a_jobs/client/commands.py)
+CLIENT_COMMANDS = ("jobs", "runs", "apply")  # the client's (f8a_jobs/client/commands.py)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -215,3 +215,13 @@ class Chatty(BaseHandler):
         if fail:
             raise RuntimeError(f"{tag} failed, password {password}")
         return lines
+
+
+def scaled(value: int, worker_pid: bool = False, sub_job_name=None, rundate=None) -> dict:
+    """A plain function as an entry point (Datatailr): its kwargs, and reserved arguments."""
+    return {"value": value * 2, "name": sub_job_name, "rundate": rundate, "pid": os.getpid()}
+
+
+def added(scaled: dict, extra: int = 0) -> int:
+    """Gets ``scaled``'s result by that function's name."""
+    return scaled["value"] + extra

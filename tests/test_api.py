@@ -183,7 +183,7 @@ def test_service_pause_stops_firing_until_resumed(client):
             ]},
             "tasks",
         ),
-        ({"tasks": [{"name": "a", "handler": "Nope"}]}, "handler"),
+        ({"tasks": [{"name": "a", "handler": "Nope"}]}, "tasks[0].handler"),
         ({"tasks": [{"name": "a", "job": "nojob"}]}, "tasks[0].job"),
         ({"tasks": [{"name": "a", "handler": "Noop", "job": "x"}]}, "tasks[0].job"),
         ({"tasks": [{"name": "a", "handler": "Fail", "kwargs": {"message": 1}}]}, "tasks[0].kwargs.message"),

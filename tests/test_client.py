@@ -181,3 +181,60 @@ def test_the_cli_exits_non_zero_with_the_servers_message(server):
     assert "Traceback" not in missing.stderr
     refused = cli(server, "jobs", "list", token="wrong")
     assert refused.returncode == 1 and "401" in refused.stderr
+
+
+def test_apply_makes_the_service_match_a_folder(client, server, tmp_path):
+    folder = tmp_path / "jobs"
+    (folder / "team").mkdir(parents=True)
+    (folder / "a.yaml").write_text("job_id: a\nhandler: Chatty\nperiodically: 1 hour\nlabels: [git]\n")
+    (folder / "team" / "more.yaml").write_text(
+        "- {job_id: b, handler: Chatty, when: '2099-01-01T00:00:00Z', labels: [git]}\n"
+        "---\n"
+        "job_id: c\nhandler: Chatty\ncron: '0 3 * * *'\nlabels: [git]\n"
+    )
+    (folder / "notes.txt").write_text("not a job file")
+    client.create_job(job("by-hand"))  # no label: --prune-label git keeps it
+    client.create_job(job("old", labels=["git"]))
+
+    dry = cli(server, "apply", "-f", str(folder), "--prune", "-l", "git", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "+ a  (create)" in dry.stdout and "- old  (delete)" in dry.stdout
+    assert "plan: 3 created, 0 changed, 0 unchanged, 1 deleted (dry run: nothing changed)" in dry.stdout
+    assert sorted(j["job_id"] for j in client.jobs()) == ["by-hand", "old"]  # nothing changed
+
+    done = cli(server, "apply", "-f", str(folder), "--prune", "-l", "git", "--reason", "from git")
+    assert done.returncode == 0, done.stderr
+    assert "applied: 3 created, 0 changed, 0 unchanged, 1 deleted" in done.stdout
+    assert sorted(j["job_id"] for j in client.jobs()) == ["a", "b", "by-hand", "c"]
+    assert client.history("a")[0]["reason"] == "from git"
+
+    (folder / "a.yaml").write_text("job_id: a\nhandler: Chatty\nperiodically: 2 hours\nlabels: [git]\n")
+    again = cli(server, "--json", "apply", "-f", str(folder))
+    assert again.returncode == 0, again.stderr
+    plan = json.loads(again.stdout[: again.stdout.index("\n}\n") + 2])
+    assert plan["changed"] == ["a"] and sorted(plan["unchanged"]) == ["b", "c"]
+    assert client.get_job("a")["periodically"] == "2 hours"
+
+    unchanged = cli(server, "apply", "-f", str(folder))
+    assert unchanged.returncode == 0 and "plan: 0 created, 0 changed, 3 unchanged, 0 deleted" in unchanged.stdout
+    assert "applied" not in unchanged.stdout  # nothing to do: no second request
+
+
+def test_apply_errors_name_the_file_and_change_nothing(client, server, tmp_path):
+    (tmp_path / "good.yaml").write_text("job_id: good\nhandler: Chatty\nperiodically: 1 hour\n")
+    (tmp_path / "bad.yaml").write_text("job_id: bad\nhandler: Chatty\nperiodically: often\n")
+    failed = cli(server, "apply", "-f", str(tmp_path))
+    assert failed.returncode == 1
+    assert f"{tmp_path / 'bad.yaml'}:" in failed.stderr and "periodically" in failed.stderr
+    assert list(client.jobs()) == []
+    (tmp_path / "bad.yaml").write_text("job_id: [unclosed\n")
+    broken = cli(server, "apply", "-f", str(tmp_path))
+    assert broken.returncode == 1 and "bad.yaml" in broken.stderr
+    (tmp_path / "bad.yaml").unlink()
+    forbidden = cli(server, "apply", "-f", str(tmp_path), token="wrong")
+    assert forbidden.returncode == 1 and "401" in forbidden.stderr
+    down = subprocess.run(
+        [sys.executable, "-m", "f8a_jobs.cli", "--url", f"http://127.0.0.1:{free_port()}", "apply", "-f", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert down.returncode == 1 and "cannot reach" in down.stderr

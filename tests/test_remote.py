@@ -558,3 +558,23 @@ def test_a_worker_killed_mid_try_keeps_the_lines_it_logged_before(remote, tmp_pa
     kept = logs_of(server, "doomed", run_id, **{"try": 1})
     assert kept[: len(before)] == before
     assert ("tests.handlers.Chatty", "D line 2") in kept
+
+
+def test_functions_run_on_workers_as_entry_points(remote):
+    server = remote.server(BROKERS["redis"])
+    remote.worker(BROKERS["redis"])
+    create(server, job_id="fn", entrypoint="tests.handlers.scaled", kwargs={"value": 4})
+    run_id = run_now(server, "fn")
+    run = poll(lambda: ended(server, "fn", run_id), timeout=30)
+    assert run["status"] == "succeeded", run
+    assert run["result"]["value"] == 8 and run["result"]["name"] == "fn"
+    assert run["result"]["pid"] != server.process.pid and run["worker"]  # a worker ran it
+    create(server, job_id="fns", tasks=[
+        {"name": "first", "entrypoint": "tests.handlers.scaled", "kwargs": {"value": 5}},
+        {"name": "then", "entrypoint": "tests.handlers.added", "depends_on": ["first"]},
+    ])
+    run_id = run_now(server, "fns")
+    run = poll(lambda: ended(server, "fns", run_id), timeout=30)
+    assert run["status"] == "succeeded", run
+    tasks = {task["name"]: task for task in run["tasks"]}
+    assert tasks["then"]["result"] == 10 and tasks["first"]["result"]["name"] == "first"

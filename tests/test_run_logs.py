@@ -86,7 +86,8 @@ def test_text_and_level_and_paging(client):
     accepted = client.get(f"/jobs/chat/runs/{run_id}/logs", headers={"Accept": "text/plain"})
     assert accepted.text == text.text
     warnings = records(client, "chat", run_id, level="warning")
-    assert [record["level"] for record in warnings["records"]] == ["WARNING", "ERROR"]
+    assert [record["message"] for record in warnings["records"]][:2] == ["T from a library", "T on stderr"]
+    assert [record["level"] for record in warnings["records"]] == ["WARNING", "WARNING", "ERROR"]
     first = records(client, "chat", run_id, limit=2)
     assert messages(first) == ["T line 0", "T line 1"] and first["next"]
     rest, cursor = [], first["next"]
@@ -94,7 +95,8 @@ def test_text_and_level_and_paging(client):
         page = records(client, "chat", run_id, limit=2, after=cursor)
         rest += messages(page)
         cursor = page["next"]
-    assert rest[:3] == ["T line 2", "T line 3", "T line 4"] and len(rest) == 5
+    assert rest[:6] == ["T line 2", "T line 3", "T line 4", "T from a library", "T printed", "T on stderr"]
+    assert len(rest) == 7  # and the exception
 
 
 @pytest.mark.parametrize(
@@ -128,7 +130,7 @@ def test_two_runs_at_once_keep_their_lines_apart(client, tmp_path):
     for job_id, run_id in (("left", left), ("right", right)):
         finished(client, job_id, run_id)
         shown = messages(records(client, job_id, run_id))
-        assert len(shown) == 52 and all(message.startswith(job_id) for message in shown), shown
+        assert len(shown) == 54 and all(message.startswith(job_id) for message in shown), shown[48:]
 
 
 def test_a_workflows_tasks_have_their_own_logs_and_a_retried_task_one_per_try(client, tmp_path):
@@ -181,7 +183,7 @@ def test_a_hundred_thousand_lines_keep_the_head_and_the_tail_within_the_bound(cl
         if not cursor:
             break
     texts = [record["message"] for record in shown]
-    assert texts[0] == "L line 0" and texts[-1] == "L from a library"
+    assert texts[0] == "L line 0" and texts[-3:] == ["L from a library", "L printed", "L on stderr"]
     cut = [text for text in texts if "cut here" in text]
     assert len(cut) == 1
     kept = [text for text in texts if text.startswith("L line")]

@@ -8,9 +8,11 @@ from f8a_jobs.core.schedules import (
     build_trigger,
     describe,
     first_run_time,
+    next_fire_times,
     next_run_time,
     parse_schedule,
     parse_when,
+    schedule_slots,
 )
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -98,6 +100,7 @@ def test_one_shot_job_runs_at_when():
         "calendar": None,
         "timezone": None,
         "after": None,
+        "manual": False,
     }
 
 
@@ -177,3 +180,15 @@ def test_bad_crontab_weekdays_are_refused(cron):
     with pytest.raises(InvalidInput) as caught:
         parse_schedule(cron=cron, now=NOW)
     assert caught.value.field == "cron"
+
+
+def test_a_manual_job_runs_only_when_started():
+    spec = parse_schedule(manual=True, now=NOW)
+    assert spec == {"version": 1, "type": "manual"}
+    assert first_run_time(spec) is None and describe(spec)["manual"] is True
+    assert next_fire_times(spec, NOW, 3) == [] and list(schedule_slots(spec, NOW, NOW + timedelta(days=9))) == []
+    with pytest.raises(InvalidInput, match="manual: a job run only when started has no other"):
+        parse_schedule(manual=True, periodically="1 hour", now=NOW)
+    with pytest.raises(InvalidInput, match="manual: expected true or false"):
+        parse_schedule(manual="yes", now=NOW)
+    assert parse_schedule(manual=False, periodically="1 hour", now=NOW)["type"] == "interval"

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from f8a_jobs.api import auth, context, errors
 from f8a_jobs.api.allow import AllowHeader, allowed_methods
+from f8a_jobs.api.collector import PauseCollector
 from f8a_jobs.api.limits import LimitBodySize
 from f8a_jobs.api.validation import VALIDATORS, RejectControlCharacters
 from f8a_jobs.core.settings import Settings, bundled_path, get_settings, use_settings
@@ -77,8 +78,16 @@ def create_app(
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         table=allowed_methods(spec, spec["servers"][0]["url"]),
     )
+    apply_path = f"{spec['servers'][0]['url']}/jobs/apply"
+    apply_limit = (settings.max_apply_body_bytes, "F8A_JOBS_MAX_APPLY_BODY_BYTES")
     app.add_middleware(
-        LimitBodySize, position=MiddlewarePosition.BEFORE_EXCEPTION, limit=settings.max_body_bytes
+        LimitBodySize,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        limit=settings.max_body_bytes,
+        larger={apply_path: apply_limit},
+    )
+    app.add_middleware(
+        PauseCollector, position=MiddlewarePosition.BEFORE_EXCEPTION, paths=frozenset({apply_path})
     )
     errors.register(app)
     app.app.add_url_rule("/metrics", "metrics", _metrics_view(engine, settings.metrics_token))

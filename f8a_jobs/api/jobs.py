@@ -12,7 +12,7 @@ from f8a_jobs.api.context import Response, engine, reply
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.states import JobState
 from f8a_jobs.services import jobs, runs
-from f8a_jobs.services.jobs import bulk
+from f8a_jobs.services.jobs import apply, bulk
 from f8a_jobs.services.runs.backfill import backfill
 
 JOB_TYPES = ("all", "user", "failed")
@@ -55,6 +55,12 @@ def post_bulk_resume(body: dict[str, Any], reason: str | None = None) -> Respons
 
 def post_bulk_run(body: dict[str, Any], reason: str | None = None) -> Response:
     return reply(bulk.run_now(engine(), body, actor(body.get("reason", reason))), 202)
+
+
+def post_apply(body: dict[str, Any], reason: str | None = None) -> Response:
+    """Create, change (and with ``prune`` delete) many jobs in one transaction."""
+    why = actor(body.get("reason", reason))
+    return reply(apply.apply_jobs(engine(), body, why, identities().check_group))
 
 
 def one_job(job: dict[str, Any], status: int = 200) -> Response:

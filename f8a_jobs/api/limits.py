@@ -16,11 +16,15 @@ Message = dict[str, Any]
 
 
 class LimitBodySize:
-    """ASGI middleware: a body past ``limit`` bytes is a 413 naming the limit."""
+    """ASGI middleware: a body past ``limit`` bytes is a 413 naming the limit; the paths of
+    ``larger`` have limits of their own (path → the limit and the setting that sets it)."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(
+        self, app: Any, limit: int, larger: dict[str, tuple[int, str]] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope["headers"]) if scope["type"] == "http" else {}
@@ -28,34 +32,37 @@ class LimitBodySize:
         if declared is None and b"transfer-encoding" not in headers:  # no body
             await self.app(scope, receive, send)
             return
+        limit, setting = self.larger.get(scope["path"], (self.limit, "F8A_JOBS_MAX_BODY_BYTES"))
         if declared is not None:  # the server reads no more than it declares
-            if int(declared) > self.limit:
-                await self._refuse(scope, receive, send)
+            if int(declared) > limit:
+                await _refuse(limit, setting, scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
-        messages = await self._read(receive)
+        messages = await _read(receive, limit)
         if messages is None:
-            await self._refuse(scope, receive, send)
+            await _refuse(limit, setting, scope, receive, send)
             return
         await self.app(_with_length(scope, messages), _replay(messages, receive), send)
 
-    async def _read(self, receive: Any) -> list[Message] | None:
-        """The body's messages, or None once they pass the limit."""
-        messages: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            size += len(message.get("body", b""))
-            if size > self.limit:
-                return None
-            if message["type"] != "http.request" or not message.get("more_body"):
-                return messages
 
-    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
-        detail = f"larger than the limit of {self.limit} bytes (F8A_JOBS_MAX_BODY_BYTES)"
-        await problem_response(413, "body", detail)(scope, receive, send)
+async def _read(receive: Any, limit: int) -> list[Message] | None:
+    """The body's messages, or None once they pass ``limit``."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return messages
+
+
+async def _refuse(limit: int, setting: str, scope: Any, receive: Any, send: Any) -> None:
+    detail = f"larger than the limit of {limit} bytes ({setting})"
+    await problem_response(413, "body", detail)(scope, receive, send)
 
 
 def _with_length(scope: Any, messages: list[Message]) -> Any:

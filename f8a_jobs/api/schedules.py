@@ -13,7 +13,7 @@ from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.schedules import next_fire_times, parse_schedule, schedule_zone
 from f8a_jobs.services import jobs
 
-WORDS = ("when", "periodically", "cron", "calendar", "timezone")
+WORDS = ("when", "periodically", "cron", "calendar", "timezone", "manual")
 
 
 def get_next_runs(job_id: str, count: int = 10) -> Response:
@@ -42,6 +42,8 @@ def _why_it_ends(spec: dict[str, Any], instants: list[datetime]) -> str:
     kind = spec["type"]
     if kind == "after":
         return "this job runs after another job's runs, not at times of its own"
+    if kind == "manual":
+        return "this job runs only when started"
     if kind == "date":
         return "a one-shot job runs once" if instants else "this one-shot job has run"
     return "no later time exists: dates end with the year 9999"

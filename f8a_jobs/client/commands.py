@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from f8a_jobs.client.core import ApiError, Client, Json
+from f8a_jobs.client.job_files import JobFileError, job_files, read_jobs, where
 
 JOB_COLUMNS = ("job_id", "state", "handler", "next_run_time", "labels", "owner")
 RUN_COLUMNS = ("run_id", "job_id", "status", "trigger", "scheduled_for", "finished_at")
@@ -203,6 +204,102 @@ def runs_logs(job_id: str, run_id: str, follow: bool) -> None:
             click.echo(json.dumps(record))
         else:
             click.echo(_line(record))
+
+
+@commands.command("apply")
+@click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="A job file or a folder of them (.yaml, .yml, .json); repeat for more.",
+)
+@click.option("--prune", is_flag=True, help="Delete the jobs you may change that no file has.")
+@click.option("-l", "--prune-label", help="With --prune: only jobs carrying this label.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--reason", help="Why (kept in each job's audit trail).")
+def apply(
+    paths: tuple[str, ...], prune: bool, prune_label: str | None, dry_run: bool, reason: str | None
+) -> None:
+    """Make the service's jobs match the files: the plan first, then one transaction."""
+    if prune_label and not prune:
+        raise click.BadParameter("--prune-label needs --prune")
+    jobs, sources = _read(paths)
+    client = _client()
+    plan = _applied(client, jobs, sources, prune, prune_label, True, reason)
+    _plan(plan, dry_run)
+    if dry_run or not any(plan[key] for key in ("created", "changed", "deleted")):
+        return
+    done = _applied(client, jobs, sources, prune, prune_label, False, reason)
+    if click.get_current_context().obj["json"]:
+        click.echo(json.dumps(done, indent=2))
+    else:
+        click.echo("applied: " + ", ".join(f"{len(done[key])} {key}" for key in PLAN))
+
+
+PLAN = ("created", "changed", "unchanged", "deleted")
+
+
+def _read(paths: Sequence[str]) -> tuple[list[Json], list[Path]]:
+    """The jobs of the files, and the file of each; a progress bar when there are many."""
+    files = job_files(paths)
+    jobs: list[Json] = []
+    sources: list[Path] = []
+    shown = len(files) >= PROGRESS_FROM
+    with click.progressbar(files, label="reading job files", file=_stderr(shown)) as bar:
+        for path in bar:
+            try:
+                found = list(read_jobs(path))
+            except JobFileError as error:
+                raise click.ClickException(str(error)) from None
+            jobs.extend(found)
+            sources.extend([path] * len(found))
+    if not jobs:
+        raise click.ClickException(f"no jobs in {', '.join(paths)}")
+    return jobs, sources
+
+
+PROGRESS_FROM = 200  # files: fewer are read before anyone would look at a bar
+
+
+def _stderr(shown: bool) -> Any:
+    import io
+    import sys
+
+    return sys.stderr if shown else io.StringIO()
+
+
+def _applied(
+    client: Client,
+    jobs: list[Json],
+    sources: list[Path],
+    prune: bool,
+    prune_label: str | None,
+    dry_run: bool,
+    reason: str | None,
+) -> Json:
+    try:
+        return client.apply(jobs, prune, prune_label, dry_run, reason)
+    except ApiError as error:
+        source = where(error.field, sources)
+        if source is None:
+            raise
+        raise ApiError(error.status, f"{source}: {error.message}", error.field) from None
+
+
+def _plan(plan: Json, dry_run: bool) -> None:
+    """What apply does (or would do): one line per job that changes; a count of the rest."""
+    if click.get_current_context().obj["json"]:
+        click.echo(json.dumps(plan, indent=2))
+        return
+    marks = {"created": "+", "changed": "~", "deleted": "-"}
+    for key, mark in marks.items():
+        for job_id in plan[key]:
+            click.echo(f"{mark} {job_id}  ({key[:-1]})")
+    counts = ", ".join(f"{len(plan[key])} {key}" for key in PLAN)
+    click.echo(f"plan: {counts}{' (dry run: nothing changed)' if dry_run else ''}")
 
 
 def _line(record: Mapping[str, Any]) -> str:

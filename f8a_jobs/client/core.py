@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -61,8 +62,39 @@ class Client:
         """Create a job (the fields of ``POST /jobs``); the job as stored."""
         return self._job(self._call("POST", "/jobs", json=_with(job, reason=reason)))
 
+    def apply(
+        self,
+        jobs: Sequence[Mapping[str, Any]],
+        prune: bool = False,
+        prune_label: str | None = None,
+        dry_run: bool = False,
+        reason: str | None = None,
+    ) -> Json:
+        """Create or update ``jobs`` in one transaction (``POST /jobs/apply``); with ``prune``,
+        delete the caller's other jobs (those labelled ``prune_label``). The plan:
+        ``created``, ``changed``, ``unchanged``, ``deleted`` (job ids)."""
+        body = _with(
+            {"jobs": list(jobs), "prune": prune, "dry_run": dry_run},
+            prune_label=prune_label,
+            reason=reason,
+        )
+        return self._call("POST", "/jobs/apply", json=body)
+
+    def save_job(self, job: Mapping[str, Any], reason: str | None = None) -> Json:
+        """Create the job, or make the stored one match it; the job as stored. An error names
+        the job's field (``tasks[0].entrypoint``), as ``create_job``'s would."""
+        try:
+            self.apply([job], reason=reason)
+        except ApiError as error:
+            prefix, field = "jobs[0].", error.field or ""
+            if not field.startswith(prefix):
+                raise
+            message = error.message.removeprefix(prefix)
+            raise ApiError(error.status, message, field.removeprefix(prefix)) from None
+        return self.get_job(str(job["job_id"]))
+
     def get_job(self, job_id: str) -> Json:
-        return self._job(self._call("GET", f"/jobs/{job_id}"))
+        return self._job(self._call("GET", f"/jobs/{_quoted(job_id)}"))
 
     def jobs(self, page_size: int = 500, **filters: Any) -> Iterator[Json]:
         """Every job the caller may read (summaries; ``full=True`` for whole jobs), page by
@@ -74,7 +106,7 @@ class Client:
     ) -> Json:
         """Change some fields (``PATCH``); with ``revision``, only if nobody changed it since."""
         body = _with(changes, revision=revision)
-        return self._job(self._call("PATCH", f"/jobs/{job_id}", json=body))
+        return self._job(self._call("PATCH", f"/jobs/{_quoted(job_id)}", json=body))
 
     def pause(self, job_id: str, reason: str | None = None) -> Json:
         return self._state(job_id, "paused", reason)
@@ -83,20 +115,20 @@ class Client:
         return self._state(job_id, "running", reason)
 
     def delete_job(self, job_id: str, reason: str | None = None) -> None:
-        self._call("DELETE", f"/jobs/{job_id}", params=_with({}, reason=reason))
+        self._call("DELETE", f"/jobs/{_quoted(job_id)}", params=_with({}, reason=reason))
 
     def history(self, job_id: str) -> list[Json]:
         """The job's audit trail, newest first."""
-        return list(self._call("GET", f"/jobs/{job_id}/history")["entries"])
+        return list(self._call("GET", f"/jobs/{_quoted(job_id)}/history")["entries"])
 
     def next_runs(self, job_id: str, count: int = 5) -> list[Json]:
         """The job's next slots: each ``{"utc", "local"}``."""
-        answer = self._call("GET", f"/jobs/{job_id}/next-runs", params={"count": count})
+        answer = self._call("GET", f"/jobs/{_quoted(job_id)}/next-runs", params={"count": count})
         return list(answer["next_runs"])
 
     def graph(self, job_id: str, run_id: str | None = None) -> Json:
         """A workflow's expanded graph, with a run's states (the last run's by default)."""
-        return self._call("GET", f"/jobs/{job_id}/graph", params=_with({}, run_id=run_id))
+        return self._call("GET", f"/jobs/{_quoted(job_id)}/graph", params=_with({}, run_id=run_id))
 
     def bulk(self, action: str, reason: str | None = None, **selection: Any) -> Json:
         """``pause``, ``resume`` or ``run`` the jobs ``job_ids=[…]`` or ``label``, ``handler``,
@@ -109,11 +141,13 @@ class Client:
 
     def run_now(self, job_id: str, reason: str | None = None) -> Json:
         """Queue a run of the job now (its schedule unchanged); the run, queued."""
-        return self._run(self._call("POST", f"/jobs/{job_id}/run", params=_with({}, reason=reason)))
+        return self._run(
+            self._call("POST", f"/jobs/{_quoted(job_id)}/run", params=_with({}, reason=reason))
+        )
 
     def runs(self, job_id: str, page_size: int = 500, **filters: Any) -> Iterator[Json]:
         """The job's runs, newest first, page by page (``started_by=``)."""
-        return self._pages(f"/jobs/{job_id}/runs", "runs", page_size, filters)
+        return self._pages(f"/jobs/{_quoted(job_id)}/runs", "runs", page_size, filters)
 
     def search_runs(self, page_size: int = 500, **filters: Any) -> Iterator[Json]:
         """Runs across jobs (``GET /runs``: ``status``, ``job_id`` prefix, ``label``…), newest
@@ -128,7 +162,7 @@ class Client:
                 return
 
     def get_run(self, job_id: str, run_id: str) -> Json:
-        return self._run(self._call("GET", f"/jobs/{job_id}/runs/{run_id}"))
+        return self._run(self._call("GET", f"/jobs/{_quoted(job_id)}/runs/{run_id}"))
 
     def wait(self, run: Mapping[str, Any], timeout: float = 600.0, interval: float = 0.5) -> Json:
         """The run once it has finished (succeeded, failed, missed or cancelled); a
@@ -145,15 +179,15 @@ class Client:
             time.sleep(interval)
 
     def retry(self, job_id: str, run_id: str, definition: str = "snapshot") -> Json:
-        path = f"/jobs/{job_id}/runs/{run_id}/retry"
+        path = f"/jobs/{_quoted(job_id)}/runs/{run_id}/retry"
         return self._run(self._call("POST", path, params={"definition": definition}))
 
     def cancel(self, job_id: str, run_id: str) -> Json:
-        return self._run(self._call("POST", f"/jobs/{job_id}/runs/{run_id}/cancel"))
+        return self._run(self._call("POST", f"/jobs/{_quoted(job_id)}/runs/{run_id}/cancel"))
 
     def backfill(self, job_id: str, start: str, end: str, **options: Any) -> Json:
         body = {"start": start, "end": end, **options}
-        return self._call("POST", f"/jobs/{job_id}/backfill", json=body)
+        return self._call("POST", f"/jobs/{_quoted(job_id)}/backfill", json=body)
 
     def flows(self, job_id: str | None = None, **filters: Any) -> list[Json]:
         return list(self._call("GET", "/flows", params=_with(filters, job_id=job_id))["flows"])
@@ -162,7 +196,7 @@ class Client:
 
     def logs(self, job_id: str, run_id: str, **filters: Any) -> Iterator[Json]:
         """The records logged so far (the latest try's, or ``task=``, ``try_number=``…)."""
-        path = f"/jobs/{job_id}/runs/{run_id}/logs"
+        path = f"/jobs/{_quoted(job_id)}/runs/{run_id}/logs"
         after: str | None = None
         while True:
             page = self._call("GET", path, params=_with(filters, after=after))
@@ -173,7 +207,7 @@ class Client:
 
     def follow_logs(self, job_id: str, run_id: str, **filters: Any) -> Iterator[Json]:
         """Each record as it is logged, until the try ends (server-sent events)."""
-        path = f"/jobs/{job_id}/runs/{run_id}/logs"
+        path = f"/jobs/{_quoted(job_id)}/runs/{run_id}/logs"
         params = {**filters, "follow": "true"}
         with self._http.stream("GET", path, params=params, timeout=None) as response:
             if response.status_code >= 400:
@@ -212,7 +246,7 @@ class Client:
 
     def _state(self, job_id: str, state: str, reason: str | None) -> Json:
         params = _with({"state": state}, reason=reason)
-        return self._job(self._call("PUT", f"/jobs/{job_id}", params=params))
+        return self._job(self._call("PUT", f"/jobs/{_quoted(job_id)}", params=params))
 
     @staticmethod
     def _job(answer: Json) -> Json:
@@ -221,6 +255,11 @@ class Client:
     @staticmethod
     def _run(answer: Json) -> Json:
         return dict(answer["run"])
+
+
+def _quoted(job_id: str) -> str:
+    """A job id as one path segment: ids may hold spaces, ``?``, ``#``, ``%``…"""
+    return quote(job_id, safe="")
 
 
 def _with(values: Mapping[str, Any], **optional: Any) -> Json:

@@ -60,6 +60,15 @@ class DuplicateJob(F8aJobsError):
         super().__init__(f"job_id: a job with id {job_id!r} already exists", "job_id")
 
 
+class JobsConflict(F8aJobsError):
+    """A write to many jobs met another one: it changed nothing, and may be tried again."""
+
+    status = 409
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"jobs: {problem}", "jobs")
+
+
 class RunNotFound(F8aJobsError):
     status = 404
 

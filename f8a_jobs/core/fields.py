@@ -3,6 +3,8 @@ queue names. Each error names the field and the value."""
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from pytimeparse import parse as parse_timespan
 
 from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 DAY = 86400
@@ -52,6 +55,27 @@ def parse_labels(value: Any, field: str = "labels") -> tuple[str, ...]:
     return tuple(dict.fromkeys(labels))
 
 
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def parse_metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
+    """Facts the author keeps with a job or task that the service shows but does not act on
+    (Datatailr's ``Image``, ``CPU``, ``Memory``…): a JSON object of at most 16 KiB."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(field, f"expected an object, got {type(value).__name__}")
+    if depth_exceeds(value):
+        raise InvalidInput(field, f"nested more than {MAX_DEPTH} levels deep")
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(field, f"not a JSON object: {error}") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInput(field, f"at most {MAX_METADATA_BYTES} bytes of JSON, got {size}")
+    return value
+
+
 def parse_moment(value: Any, field: str) -> datetime:
     """An ISO 8601 date and time, in UTC (a naive one is UTC)."""
     if not isinstance(value, str):
@@ -85,8 +109,11 @@ def parse_duration(value: Any, field: str) -> int:
     return int(seconds)
 
 
+@functools.lru_cache(maxsize=1024)
 def timespan(text: str) -> float | None:
-    """pytimeparse's seconds, with years (365 days) and months (30 days) read too."""
+    """pytimeparse's seconds, with years (365 days) and months (30 days) read too. Cached:
+    a thousand jobs applied at once say "1 day" a thousand times, and pytimeparse tries a
+    dozen regular expressions each time."""
     long = LONG_UNITS.fullmatch(text)
     if long is None or not (long["years"] or long["months"]):
         return parse_timespan(text)  # type: ignore[no-any-return]

@@ -104,9 +104,12 @@ def parse_schedule(
     calendar: Any = None,
     timezone: Any = None,
     after: Any = None,
+    manual: Any = None,
 ) -> dict[str, Any]:
     """Validate the schedule words together and return the spec to store."""
     now = now or utcnow()
+    if manual not in (None, False):
+        return _manual_spec(manual, when, periodically, cron, calendar, timezone, after)
     if after not in (None, ""):
         return _after_spec(after, when, periodically, cron, calendar, timezone)
     start = now if when in (None, "") else parse_when(when, now)
@@ -130,6 +133,16 @@ def parse_schedule(
         parse_calendar(calendar)
         return _spec("calendar", calendar=calendar, start=start.isoformat())
     return _spec("date", run_date=start.isoformat())
+
+
+def _manual_spec(manual: Any, *others: Any) -> dict[str, Any]:
+    """A job that runs only when started (Datatailr's empty ``Schedule()``): no time makes
+    it due."""
+    if manual is not True:
+        raise InvalidInput("manual", f"expected true or false, got {manual!r}")
+    if any(word not in (None, "") for word in others):
+        raise InvalidInput("manual", "a job run only when started has no other schedule word")
+    return _spec("manual")
 
 
 AFTER_CONDITIONS = {"success": "success", "failure": "failure", "always": "always"}
@@ -193,6 +206,8 @@ def _cached_trigger(items: tuple[tuple[str, Any], ...]) -> BaseTrigger:
         return DateTrigger(run_date=datetime.fromisoformat(spec["run_date"]), timezone=UTC)
     if kind == "after":
         return NEVER
+    if kind == "manual":
+        return ONLY_WHEN_STARTED
     start = datetime.fromisoformat(spec["start"])
     if kind == "interval":
         return BoundedInterval(seconds=spec["seconds"], start_date=start, timezone=UTC)
@@ -218,21 +233,27 @@ class BoundedInterval(IntervalTrigger):  # type: ignore[misc]
 
 
 class _Never(BaseTrigger):  # type: ignore[misc]
-    """The trigger of a job that runs after another's runs: time never makes it due."""
+    """The trigger of a job that runs after another's runs, or only when started: time
+    never makes it due."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
     def get_next_fire_time(self, previous_fire_time: Any, now: datetime) -> None:
         return None
 
     def __str__(self) -> str:
-        return "after another job"
+        return self.text
 
 
-NEVER = _Never()
+NEVER = _Never("after another job")
+ONLY_WHEN_STARTED = _Never("only when started")
+UNTIMED = ("after", "manual")  # the schedules no time makes due
 
 
 def first_run_time(spec: dict[str, Any]) -> datetime | None:
     """A new job's first run: at ``when`` itself (then every period), as the original did."""
-    if spec["type"] == "after":
+    if spec["type"] in UNTIMED:
         return None
     start = datetime.fromisoformat(spec["run_date"] if spec["type"] == "date" else spec["start"])
     return build_trigger(spec).get_next_fire_time(None, start)
@@ -259,6 +280,7 @@ def describe(spec: dict[str, Any]) -> dict[str, Any]:
         "cron": spec.get("crontab") if kind == "cron" else None,
         "calendar": calendar,
         "timezone": str(schedule_zone(spec)) if kind in ("cron", "calendar") else None,
+        "manual": kind == "manual",
     }
 
 
@@ -278,7 +300,7 @@ def next_fire_times(spec: dict[str, Any], start: datetime, count: int) -> list[d
     """The schedule's first ``count`` fire times from ``start`` on."""
     if not 1 <= count <= MAX_NEXT_RUNS:
         raise InvalidInput("count", f"expected 1 to {MAX_NEXT_RUNS}, got {count}")
-    if spec["type"] == "after":
+    if spec["type"] in UNTIMED:
         return []
     trigger = build_trigger(spec)
     first = datetime.fromisoformat(spec["run_date"] if spec["type"] == "date" else spec["start"])
@@ -303,7 +325,7 @@ def schedule_slots(spec: dict[str, Any], start: datetime, end: datetime) -> Iter
     """The schedule's slots from ``start`` to ``end`` (both included), oldest first, before the
     job's own start too: a backfill asks what the schedule would have run."""
     kind = spec["type"]
-    if kind == "after":
+    if kind in UNTIMED:
         return
     if kind == "date":
         moment = datetime.fromisoformat(spec["run_date"])

@@ -48,6 +48,7 @@ class Settings:
     broker_url: str | None = None
     broker_queue: str = "celery"
     handler_modules: tuple[str, ...] = ()
+    image_queues: tuple[tuple[str, str], ...] = ()  # a task's metadata Image → its worker queue
     api_tokens: tuple[str, ...] = ()
     users_file: Path | None = None  # YAML: users, their groups, admin flags, token hashes
     jwt_public_key: str | None = None  # PEM (or a file holding it): JWTs signed by its key
@@ -79,6 +80,7 @@ class Settings:
     remote_in_flight: int = 1000  # remote runs and tries sent and not ended, at most
     remote_resend_after: float = 60.0  # a message no worker took by then is sent again
     max_body_bytes: int = 2 * 1024 * 1024  # a larger request body is refused (413) unread
+    max_apply_body_bytes: int = 32 * 1024 * 1024  # POST /jobs/apply's: 100,000 jobs fit
     flow_dispatcher: str | None = None  # embedded | celery | selinon; None: by broker_url
     selinon_config: Path | None = None  # the worker fleet's Selinon configuration folder
     log_max_bytes: int = 1024 * 1024  # a try's captured log: past it, the head and the tail
@@ -117,6 +119,7 @@ class Settings:
             broker_url=get("F8A_JOBS_BROKER_URL") or None,
             broker_queue=get("F8A_JOBS_BROKER_QUEUE") or cls.broker_queue,
             handler_modules=_csv(get("F8A_JOBS_HANDLER_MODULES")),
+            image_queues=_pairs(get("F8A_JOBS_IMAGE_QUEUES"), "F8A_JOBS_IMAGE_QUEUES"),
             api_tokens=_csv(get("F8A_JOBS_API_TOKENS")),
             **_identities(source),
             allow_anonymous=_boolean(env, "F8A_JOBS_ALLOW_ANONYMOUS", False),
@@ -141,6 +144,7 @@ class Settings:
             remote_in_flight=number("REMOTE_IN_FLIGHT", cls.remote_in_flight, int),
             remote_resend_after=number("REMOTE_RESEND_AFTER", cls.remote_resend_after, float),
             max_body_bytes=number("MAX_BODY_BYTES", cls.max_body_bytes, int),
+            max_apply_body_bytes=number("MAX_APPLY_BODY_BYTES", cls.max_apply_body_bytes, int),
             flow_dispatcher=_choice(env, "F8A_JOBS_FLOW_DISPATCHER", "", DISPATCHERS) or None,
             selinon_config=_path(get("F8A_JOBS_SELINON_CONFIG")),
             log_max_bytes=number("LOG_MAX_BYTES", cls.log_max_bytes, int),
@@ -215,6 +219,17 @@ def url_password(url: str | None) -> str | None:
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _pairs(value: str | None, name: str) -> tuple[tuple[str, str], ...]:
+    """``key=value,key=value`` (``F8A_JOBS_IMAGE_QUEUES``: ``my-image:1=gpu,other=celery``)."""
+    pairs = []
+    for part in _csv(value):
+        key, equals, item = part.partition("=")
+        if not equals or not key.strip() or not item.strip():
+            raise ConfigurationError(f"{name}: {part!r} is not image=queue")
+        pairs.append((key.strip(), item.strip()))
+    return tuple(pairs)
 
 
 def _number(env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N]) -> N:

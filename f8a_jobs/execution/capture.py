@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -246,13 +247,24 @@ class _Capture:
 
 
 def install(sink: Sink | None, max_bytes: int, secrets: Iterable[str]) -> None:
-    """Capture into ``sink`` from now on (None: keep nothing but the masking)."""
+    """Capture into ``sink`` from now on (None: keep nothing but the masking): what handlers
+    log, and what they ``print`` or write to stderr (Datatailr's functions print)."""
     _Capture.sink, _Capture.max_bytes, _Capture.base = sink, max_bytes, Masker(secrets)
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, CaptureHandler)]:
         root.removeHandler(handler)  # one made before a fork, or by an earlier install
     if sink is not None:
         root.addHandler(CaptureHandler())
+        _capture_standard_streams()
+
+
+def _capture_standard_streams() -> None:
+    """``sys.stdout`` and ``sys.stderr`` pass a try thread's text to its log (once a
+    process); other text goes where it went."""
+    if not isinstance(sys.stdout, StandardStream):
+        sys.stdout = StandardStream("stdout", sys.stdout, logging.INFO)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, StandardStream):
+        sys.stderr = StandardStream("stderr", sys.stderr, logging.WARNING)  # type: ignore[assignment]
 
 
 @contextmanager
@@ -285,6 +297,12 @@ def write_later(last: LastRecords | None) -> None:
         _Capture.sink.write_later(last)
 
 
+def _by_logging(caller: Any) -> bool:
+    """Whether ``logging`` writes (a ``StreamHandler`` made after the streams were replaced):
+    the record it prints was captured already, by ``CaptureHandler``."""
+    return bool(caller.f_globals.get("__name__") == "logging")
+
+
 class StandardStream:
     """``sys.stdout`` or ``sys.stderr`` on a worker: text written by a thread that runs a try
     goes to its log, one record a line; any other text to the stream it replaces."""
@@ -296,8 +314,8 @@ class StandardStream:
 
     def write(self, text: str) -> int:
         log = _current.get()
-        if log is None:
-            return self.stream.write(text)
+        if log is None or _by_logging(sys._getframe(1)):
+            return self.stream.write(text)  # a record a logging handler prints: captured as one
         log.write_text(self.name, self.level, text)
         return len(text)
 

@@ -64,6 +64,9 @@ class JobRowStore(BaseJobStore):
         self.due_batch = due_batch
         self._revisions: dict[str, int] = {}
         self._closing = False
+        # When the scheduler wakes next, as the last pass ended (None: a pass is under way,
+        # or none is planned): a job changed to run later needs no pass before then.
+        self.planned: datetime | None = None
 
     def close(self) -> None:
         """Hand out no more due jobs: APScheduler makes one last pass after its executors
@@ -92,6 +95,7 @@ class JobRowStore(BaseJobStore):
         return self.job_from_row(row) if row else None
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
+        self.planned = None  # a pass begins
         self.flush()
         if self._closing:
             return []
@@ -111,10 +115,12 @@ class JobRowStore(BaseJobStore):
         try:
             self.flush()
             with self.engine.connect() as connection:
-                return connection.execute(select(func.min(jobs.c.next_run_time))).scalar()
+                upcoming = connection.execute(select(func.min(jobs.c.next_run_time))).scalar()
         except Exception:
             log.exception("job store unavailable; retrying in %s s", RETRY_SECONDS)
-            return utcnow() + timedelta(seconds=RETRY_SECONDS)
+            upcoming = utcnow() + timedelta(seconds=RETRY_SECONDS)
+        self.planned = upcoming
+        return upcoming
 
     def get_all_jobs(self) -> list[Job]:
         with self.engine.connect() as connection:

@@ -202,7 +202,7 @@ class Leadership(Loop):
             log.warning("%s failed (%s)", verb, error)
 
     def _on_local_wakeup(self, topic: str) -> None:
-        if topic not in wakeups.ALL:  # ENDED: the term's scheduler hears it itself
+        if wakeups.topic_of(topic) not in wakeups.ALL:  # ENDED: the term's scheduler hears it
             return
         with self._topics_lock:
             self._topics.add(topic)

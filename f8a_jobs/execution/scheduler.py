@@ -120,8 +120,10 @@ class FiringScheduler:
         ]
 
     def wakeup(self, topics: frozenset[str] = wakeups.ALL) -> None:
-        """Wake the parts ``topics`` concern: jobs changed, runs queued, flows written."""
-        if wakeups.JOBS in topics or wakeups.STATE in topics:
+        """Wake the parts ``topics`` concern: jobs changed, runs queued, flows written. Jobs
+        that run after the scheduling pass planned next need no pass now: that one reads
+        them."""
+        if wakeups.STATE in topics or wakeups.jobs_wake(topics, self.store.planned):
             self.apscheduler.wakeup()
         if wakeups.RUNS in topics or wakeups.TASKS in topics:
             self.executor.wakeup(topics)

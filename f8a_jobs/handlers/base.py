@@ -128,26 +128,51 @@ class BaseHandler:
         reserved = sorted(set(kwargs) & set(CONTEXT_ARGUMENTS))
         if reserved:
             raise InvalidInput(f"kwargs.{reserved[0]}", "is filled in for each run; do not set it")
-        signature = inspect.signature(cls.execute)
-        context = dict.fromkeys(cls.context_arguments())
-        bind = signature.bind_partial if missing_ok else signature.bind
-        try:
-            bound = bind(None, **kwargs, **context)
-        except TypeError as exc:
-            raise InvalidInput("kwargs", f"{exc} (handler {cls.handler_name()})") from None
-        types = hints(cls.execute)
-        for name, value in bound.arguments.items():
-            if name == "self" or name in context or name not in types:
-                continue
-            values = (
-                value
-                if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD
-                else {name: value}
-            )
-            for key, item in values.items():
-                problem = None if key in any_value else mismatch(item, types[name])
-                if problem:
-                    raise InvalidInput(f"kwargs.{key}{problem[0]}", problem[1])
+        check_call(
+            cls.execute,
+            (None,),
+            kwargs,
+            cls.context_arguments(),
+            any_value,
+            missing_ok,
+            f"handler {cls.handler_name()}",
+        )
+
+
+def check_call(
+    function: Callable[..., Any],
+    leading: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    context: tuple[str, ...],
+    any_value: set[str],
+    missing_ok: bool,
+    what: str,
+) -> None:
+    """Raise ``InvalidInput`` unless ``function(*leading, **kwargs)`` fits its signature and
+    type hints, with the ``context`` arguments it names filled in for each run (and so
+    never set in ``kwargs``); ``what`` names the function in the message."""
+    reserved = sorted(set(kwargs) & set(context))
+    if reserved:
+        raise InvalidInput(f"kwargs.{reserved[0]}", "is filled in for each run; do not set it")
+    signature, types = _signature(function)
+    filled = dict.fromkeys(context)
+    bind = signature.bind_partial if missing_ok else signature.bind
+    try:
+        bound = bind(*leading, **kwargs, **filled)
+    except TypeError as exc:
+        raise InvalidInput("kwargs", f"{exc} ({what})") from None
+    for name, value in bound.arguments.items():
+        if name == "self" or name in filled or name not in types:
+            continue
+        values = (
+            value
+            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD
+            else {name: value}
+        )
+        for key, item in values.items():
+            problem = None if key in any_value else mismatch(item, types[name])
+            if problem:
+                raise InvalidInput(f"kwargs.{key}{problem[0]}", problem[1])
 
 
 def check_found(returned: Any) -> tuple[bool, Any]:
@@ -162,6 +187,13 @@ def check_found(returned: Any) -> tuple[bool, Any]:
     if returned is False:
         return False, None
     return True, None if returned is True else returned
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(function: Any) -> tuple[inspect.Signature, dict[str, Any]]:
+    """Cached: each job parsed asks, and a signature and its type hints are slow to build
+    (a bulk apply parses ten thousand jobs a second)."""
+    return inspect.signature(function), hints(function)
 
 
 @functools.lru_cache(maxsize=1024)

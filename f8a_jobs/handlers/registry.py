@@ -1,5 +1,6 @@
 """Handlers by name: the built-ins, the ``f8a_jobs.handlers`` entry-point group, and the
-modules an operator names in ``F8A_JOBS_HANDLER_MODULES``."""
+modules an operator names in ``F8A_JOBS_HANDLER_MODULES``; and by dotted path, the functions
+and DoJobber classes of those modules (``entrypoints``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import importlib
 import inspect
 from importlib.metadata import entry_points
 
-from f8a_jobs.core.errors import InvalidHandler, UnknownHandler
+from f8a_jobs.core.errors import InvalidHandler, InvalidInput, UnknownHandler
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.handlers.base import BaseHandler
+from f8a_jobs.handlers.entrypoints import entrypoint_handler, is_entrypoint
 from f8a_jobs.handlers.flow_scheduling import FlowScheduling, SelectiveFlowScheduling
 from f8a_jobs.handlers.noop import Noop
 
@@ -38,7 +40,21 @@ def _checked(obj: object, origin: str) -> type[BaseHandler]:
 
 
 def get_handler(name: str) -> type[BaseHandler]:
+    """A registered handler by its name, or a function or DoJobber class by its dotted path
+    (``entrypoints``)."""
     try:
         return handlers()[name]
     except (KeyError, TypeError):
+        if isinstance(name, str) and is_entrypoint(name):
+            return entrypoint_handler(name)
         raise UnknownHandler(str(name), sorted(handlers())) from None
+
+
+def handler_at(name: str, field: str) -> type[BaseHandler]:
+    """``get_handler``, its 400 naming ``field`` (``entrypoint``, ``tasks[2].handler``)."""
+    try:
+        return get_handler(name)
+    except InvalidInput as error:
+        if error.field != "handler":
+            raise
+        raise InvalidInput(field, error.detail.split(": ", 1)[1]) from None

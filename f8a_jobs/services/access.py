@@ -44,18 +44,24 @@ def check(
     even read it (or there is no such job), a 403 naming the right otherwise. A write check
     locks the job's row until the transaction ends: permissions changed meanwhile wait."""
     query = select(*CHECKED).where(jobs.c.job_id == job_id)
-    row = readable_row(
-        caller,
-        connection.execute(query.with_for_update() if right == WRITE else query).first(),
-        job_id,
-    )
-    if right != READ and not permits(caller, row, right):
+    row = connection.execute(query.with_for_update() if right == WRITE else query).first()
+    return checked_row(caller, None if row is None else row._mapping, job_id, right)
+
+
+def checked_row(
+    caller: Caller, job: Mapping[Any, Any] | None, job_id: str, right: str = READ
+) -> Mapping[Any, Any]:
+    """``check`` on a row read already (with ``ACCESS_COLUMNS``; None: no such job): a bulk
+    write reads its jobs in one query, then holds each to the rules of a single write."""
+    if job is None or not permits(caller, job, READ):
+        raise JobNotFound(job_id)
+    if right != READ and not permits(caller, job, right):
         raise Forbidden(
             "job_id",
             f"{caller.user!r} may read job {job_id!r} but lacks the {RIGHT_NAMES[right]} "
-            f"right ({row['permissions']}, owner {row['owner']!r}, group {row['group_name']!r})",
+            f"right ({job['permissions']}, owner {job['owner']!r}, group {job['group_name']!r})",
         )
-    return row
+    return job
 
 
 def readable_row(caller: Caller, row: Row[Any] | None, job_id: str) -> Mapping[Any, Any]:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from f8a_jobs.core.access import Actor
 from f8a_jobs.core.clock import iso, utcnow
 from f8a_jobs.core.errors import InvalidInput
+from f8a_jobs.storage.bulk import insert_rows
 from f8a_jobs.storage.tables import audit_log
 
 ACTIONS = (
@@ -60,7 +61,18 @@ def record(
     now: datetime | None = None,
 ) -> None:
     """Write one audit row in the caller's transaction."""
-    row = {
+    connection.execute(INSERT, entry(actor, action, job_id, details, now))
+
+
+def entry(
+    actor: Actor,
+    action: str,
+    job_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One audit row's values: ``record`` writes one, ``record_many`` a bulk change's."""
+    return {
         "at": now or utcnow(),
         "user": actor.user,
         "action": action,
@@ -68,7 +80,12 @@ def record(
         "reason": actor.reason,
         "details": dict(details) if details else None,
     }
-    connection.execute(INSERT, row)
+
+
+def record_many(connection: Connection, entries: list[dict[str, Any]]) -> None:
+    """Write ``entry`` rows in the caller's transaction in one round trip (COPY on
+    PostgreSQL): a change to ten thousand jobs is audited job by job, not query by query."""
+    insert_rows(connection, audit_log, entries)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ jobs = Table(
     Column("labels", NullableJson, nullable=True),  # as shown; job_labels indexes them
     Column("priority", SmallInteger, nullable=False, server_default="2"),  # core/fields.py
     Column("alerts", NullableJson, nullable=True),  # targets (core/alerts.py); NULL: defaults
+    Column("metadata", NullableJson, nullable=True),  # kept and shown, never acted on
     Index("ix_jobs_next_run_time", "next_run_time"),
     Index("ix_jobs_owner", "owner"),
     Index("ix_jobs_group_name", "group_name"),

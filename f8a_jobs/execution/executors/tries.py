@@ -64,9 +64,10 @@ def _try(start: Start, engine: Engine, max_result_bytes: int) -> TryOutcome:
             satisfied.result = result_json(found, max_result_bytes)
             return satisfied
         executed = True
-        result = result_json(handler.execute(**start.kwargs, **extra), max_result_bytes)
+        returned = handler.execute(**start.kwargs, **extra)
         if checks:
             _recheck(handler, start.kwargs)
+        result = result_json(returned, max_result_bytes)  # after the recheck, which may add to it
     except Exception as error:
         log.error("task %r of run %s failed", start.task, start.run_id, exc_info=error)
         outcome = _outcome(start, TaskState.FAILED, started, executed)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,6 @@ from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.policy import RunPolicy
 from f8a_jobs.core.settings import Settings, get_settings
 from f8a_jobs.core.states import TaskState
-from f8a_jobs.execution.capture import StandardStream
 from f8a_jobs.execution.executors.base import execute_run, failed
 from f8a_jobs.execution.executors.messages import (
     RUN_TASK,
@@ -79,7 +77,6 @@ class Process:
         self.reports.start()
         self.beats.start()
         self.logs = start_capturing(self.engine, settings)
-        capture_standard_streams()
 
     def running(self, run_id: str | None = None, key: tasks.TaskKey | None = None) -> None:
         with self._lock:
@@ -136,14 +133,6 @@ class Heartbeats(Loop):
             with self.here.engine.begin() as connection:
                 runs.beat_remote(connection, self.here.name, run_ids, utcnow())
                 tasks.beat_remote(connection, self.here.name, tries, utcnow())
-
-
-def capture_standard_streams() -> None:
-    """``print`` and stderr text of a handler go to its try's log (once a process)."""
-    if not isinstance(sys.stdout, StandardStream):
-        sys.stdout = StandardStream("stdout", sys.stdout, logging.INFO)  # type: ignore[assignment]
-    if not isinstance(sys.stderr, StandardStream):
-        sys.stderr = StandardStream("stderr", sys.stderr, logging.WARNING)  # type: ignore[assignment]
 
 
 _process: Process | None = None

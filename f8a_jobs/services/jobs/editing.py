@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from f8a_jobs.core.access import SERVICE, WRITE, Actor
 from f8a_jobs.core.clock import utcnow
@@ -24,7 +24,7 @@ from f8a_jobs.services.jobs.service import job_fields, job_json
 from f8a_jobs.services.jobs.spec import ACCESS_KEYS, JOB_KEYS, WORKFLOW_KEYS, JobSpec, parse_job
 from f8a_jobs.storage import wakeups
 
-SCHEDULE_WORDS = ("periodically", "cron", "calendar", "after")
+SCHEDULE_WORDS = ("periodically", "cron", "calendar", "after", "manual")
 TOUCHES_SCHEDULE = ("when", "timezone", *SCHEDULE_WORDS)
 UNAUDITED = ("revision", "next_run_time", "last_run")  # moved by the scheduler, not by edits
 
@@ -63,29 +63,33 @@ def patch_job(
         check_references(connection, job, actor.caller)
         values = {
             **job.row(now),
-            "next_run_time": _next_after_patch(stored, job, rescheduled, now),
+            "next_run_time": next_after_edit(stored, job, rescheduled, now),
             "source_hash": stored["source_hash"],
             "revision": stored["revision"] + 1,
         }
         store.change(connection, job_id, values)
-        _audit(connection, actor, stored, {**stored, **values}, now)
+        audit.record_many(connection, edit_audit(actor, stored, {**stored, **values}, now))
     return job_json({**stored, **values})
 
 
-def _audit(
-    connection: Connection,
+def edit_audit(
     actor: Actor,
     stored: Mapping[str, Any],
     written: Mapping[str, Any],
     now: datetime,
-) -> None:
-    """An ``edit`` row for the fields that changed, a ``permissions`` row for owner, group
-    and permissions. Fields compare by stored values and show as the API shows them, so a
-    changed secret kwarg is listed, as ``***`` on both sides."""
+    **details: Any,
+) -> list[dict[str, Any]]:
+    """The audit rows of an edit: ``edit`` for the fields that changed, ``permissions`` for
+    owner, group and permissions; none when nothing the API shows changed. Fields compare by
+    stored values and show as the API shows them, so a changed secret kwarg is listed, as
+    ``***`` on both sides. ``details``: more to say in each row (a bulk edit says so)."""
     before, after = job_fields(stored), job_fields(written)
-    shown_before, shown_after = job_json(stored), job_json(written)
     names = [name for name in {**before, **after} if name not in UNAUDITED]
     changed = [name for name in names if before.get(name) != after.get(name)]
+    if not changed:
+        return []
+    shown_before, shown_after = secret_kwargs.shown(before), secret_kwargs.shown(after)
+    entries = []
     for action, names in (
         ("edit", [name for name in changed if name not in ACCESS_KEYS]),
         ("permissions", [name for name in changed if name in ACCESS_KEYS]),
@@ -95,7 +99,9 @@ def _audit(
                 name: {"old": shown_before.get(name), "new": shown_after.get(name)}
                 for name in names
             }
-            audit.record(connection, actor, action, stored["job_id"], {"changes": diff}, now)
+            changes = {"changes": diff, **details}
+            entries.append(audit.entry(actor, action, stored["job_id"], changes, now))
+    return entries
 
 
 def _revision(value: Any) -> int | None:
@@ -133,9 +139,11 @@ def _merged(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, 
     return {key: value for key, value in merged.items() if value is not None}
 
 
-def _next_after_patch(
+def next_after_edit(
     stored: Mapping[str, Any], job: JobSpec, rescheduled: bool, now: datetime
 ) -> datetime | None:
+    """An edited job's next run: none when paused, the new schedule's first when it changed,
+    from now on when it resumes, else the one it had (the scheduler's progress stays)."""
     if job.state == JobState.PAUSED:
         return None
     if rescheduled:

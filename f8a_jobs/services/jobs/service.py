@@ -35,13 +35,15 @@ def create_job(engine: Engine, job: JobSpec, actor: Actor = SERVICE) -> dict[str
     """Store a new job, owned by the caller unless it says (``ownership``)."""
     job = owned(job, actor.caller)
     try:
-        with wakeups.changing(engine, wakeups.JOBS) as connection:
+        with wakeups.changing(engine, None) as connection:
             check_references(connection, job, actor.caller)
             row = store.add(connection, job, utcnow())
-            audit.record(connection, actor, "create", job.job_id, {"job": job_json(row)})
+            wakeups.request_jobs_due(connection, row["next_run_time"])
+            shown = job_json(row)
+            audit.record(connection, actor, "create", job.job_id, {"job": shown})
     except IntegrityError:
         raise DuplicateJob(job.job_id) from None
-    return job_json(row)
+    return shown
 
 
 def replace_job(connection: Connection, job: JobSpec) -> None:
@@ -207,6 +209,7 @@ def job_fields(job: Mapping[Any, Any]) -> dict[str, Any]:
         **(job.get("policy") or {}),
         "misfire_grace_time": job["misfire_grace_time"],
         "alerts": job.get("alerts"),
+        "metadata": job.get("metadata") or {},
     }
 
 

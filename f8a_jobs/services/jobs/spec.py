@@ -14,15 +14,22 @@ from f8a_jobs.core.access import DEFAULT_PERMISSIONS, parse_name, parse_permissi
 from f8a_jobs.core.alerts import parse_targets
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import InvalidInput, refuse_unknown
-from f8a_jobs.core.fields import NORMAL, parse_duration, parse_labels, parse_priority
+from f8a_jobs.core.fields import (
+    NORMAL,
+    parse_duration,
+    parse_labels,
+    parse_metadata,
+    parse_priority,
+)
 from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.core.names import addressable_name
 from f8a_jobs.core.policy import DEFAULT, POLICY_KEYS, RunPolicy, parse_policy
 from f8a_jobs.core.schedules import first_run_time, parse_schedule
 from f8a_jobs.core.settings import get_settings
 from f8a_jobs.core.states import JobState
-from f8a_jobs.handlers.registry import get_handler
-from f8a_jobs.services.workflows.spec import WorkflowSpec, parse_workflow
+from f8a_jobs.handlers.entrypoints import is_entrypoint
+from f8a_jobs.handlers.registry import handler_at
+from f8a_jobs.services.workflows.spec import WorkflowSpec, image_queue, parse_workflow
 
 SCHEDULE_KEYS = (
     "when",
@@ -31,16 +38,18 @@ SCHEDULE_KEYS = (
     "calendar",
     "timezone",
     "after",
+    "manual",
     "misfire_grace_time",
     "state",
 )
 WORKFLOW_KEYS = ("tasks", "max_concurrent", "timeout")
 POLICY_ONLY_KEYS = tuple(key for key in POLICY_KEYS if key not in WORKFLOW_KEYS)
 ACCESS_KEYS = ("owner", "group", "permissions")
-LABEL_KEYS = ("labels", "priority", "alerts")
+LABEL_KEYS = ("labels", "priority", "alerts", "metadata")
 JOB_KEYS = (
     "job_id",
     "handler",
+    "entrypoint",
     "kwargs",
     *WORKFLOW_KEYS,
     *POLICY_ONLY_KEYS,
@@ -76,6 +85,7 @@ class JobSpec:
     labels: tuple[str, ...] = ()
     priority: int = NORMAL
     alerts: list[dict[str, Any]] | None = None  # None: the service's default targets
+    metadata: dict[str, Any] | None = None  # kept and shown, not acted on (``parse_metadata``)
 
     @property
     def handler(self) -> str:
@@ -113,6 +123,7 @@ class JobSpec:
             "labels": list(self.labels),
             "priority": self.priority,
             "alerts": self.alerts,
+            "metadata": self.metadata or None,
         }
 
 
@@ -122,6 +133,8 @@ def parse_job(data: Mapping[str, Any], now: datetime | None = None, source: str 
         raise InvalidInput("body", f"expected an object, got {type(data).__name__}")
     refuse_unknown(data, JOB_KEYS)
     now = now or utcnow()
+    metadata = parse_metadata(data.get("metadata"))
+    data = _image_queue(data, metadata)
     work = _work(data)
     grace = data.get("misfire_grace_time")
     return JobSpec(
@@ -135,6 +148,7 @@ def parse_job(data: Mapping[str, Any], now: datetime | None = None, source: str 
             data.get("calendar"),
             data.get("timezone"),
             data.get("after"),
+            data.get("manual"),
         ),
         state=parse_state(data.get("state") or JobState.RUNNING),
         misfire_grace_time=(
@@ -150,11 +164,25 @@ def parse_job(data: Mapping[str, Any], now: datetime | None = None, source: str 
         labels=parse_labels(data.get("labels")),
         priority=parse_priority(data.get("priority")),
         alerts=parse_targets(data.get("alerts")),
+        metadata=metadata,
     )
+
+
+def _image_queue(data: Mapping[str, Any], metadata: dict[str, Any]) -> Mapping[str, Any]:
+    """A plain job whose metadata names an ``Image`` the operator maps to a worker queue
+    (``F8A_JOBS_IMAGE_QUEUES``) runs there, unless it names its ``queue``."""
+    queue = image_queue(metadata)
+    if queue is None or "queue" in data or "tasks" in data:
+        return data
+    return {**data, "queue": queue}
 
 
 def _work(data: Mapping[str, Any]) -> HandlerCall | WorkflowSpec:
     """A handler with its kwargs, or a workflow's tasks: exactly one of them."""
+    if "entrypoint" in data:
+        if "handler" in data:
+            raise InvalidInput("entrypoint", "give either 'handler' or 'entrypoint', not both")
+        data = {**data, "handler": _entrypoint(data["entrypoint"], "entrypoint")}
     if "tasks" in data:
         for key in ("handler", "kwargs"):
             if key in data:
@@ -168,8 +196,15 @@ def _work(data: Mapping[str, Any]) -> HandlerCall | WorkflowSpec:
     kwargs = data.get("kwargs", {})
     if depth_exceeds(kwargs):
         raise InvalidInput("kwargs", f"nested more than {MAX_DEPTH} levels deep")
-    get_handler(handler).validate(kwargs)
+    handler_at(handler, "entrypoint" if "entrypoint" in data else "handler").validate(kwargs)
     return HandlerCall(handler, kwargs)
+
+
+def _entrypoint(value: Any, field: str) -> str:
+    """An ``entrypoint`` is a handler named by its dotted path (``pkg.module.function``)."""
+    if not isinstance(value, str) or not is_entrypoint(value):
+        raise InvalidInput(field, f"{value!r} is not a dotted path such as 'pkg.module.function'")
+    return value
 
 
 def _job_id(value: Any) -> str:
@@ -178,7 +213,10 @@ def _job_id(value: Any) -> str:
     return addressable_name(value, "job_id")
 
 
+STATES = tuple(JobState)
+
+
 def parse_state(value: Any) -> JobState:
-    if value not in tuple(JobState):
+    if value not in STATES:
         raise InvalidInput("state", f"{value!r} is not one of {', '.join(JobState)}")
     return JobState(value)

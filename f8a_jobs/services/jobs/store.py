@@ -16,17 +16,22 @@ from f8a_jobs.core.schedules import first_run_time
 from f8a_jobs.core.states import JobState
 from f8a_jobs.services import audit
 from f8a_jobs.services.jobs.spec import JobSpec
-from f8a_jobs.storage.bulk import among, update_rows
+from f8a_jobs.storage.bulk import among, chunked, insert_rows, update_rows
 from f8a_jobs.storage.tables import job_labels, jobs
 
 PAUSED_ON_FAILURE = Actor(SERVICE.caller, "a run failed its last try (pause_on_failure)")
+INSERT, INSERT_LABEL = insert(jobs), insert(job_labels)  # built once: compiled once
 
 
 def add(connection: Connection, job: JobSpec, now: datetime) -> dict[str, Any]:
-    """A new job's row (an ``IntegrityError`` when its id is taken); the row."""
+    """A new job's row (an ``IntegrityError`` when its id is taken); the row. Its labels are
+    inserted, none deleted: a label row exists only with its job."""
     row = {**job.row(now), "revision": 1, "created_at": now}
-    connection.execute(insert(jobs), row)
-    label(connection, job.job_id, job.labels)
+    connection.execute(INSERT, row)
+    if job.labels:
+        connection.execute(
+            INSERT_LABEL, [{"job_id": job.job_id, "label": name} for name in job.labels]
+        )
     return row
 
 
@@ -44,6 +49,50 @@ def replace(connection: Connection, job: JobSpec, now: datetime) -> None:
         update(jobs).where(jobs.c.job_id == job.job_id).values(**row, revision=jobs.c.revision + 1)
     )
     label(connection, job.job_id, job.labels)
+
+
+def add_many(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """New jobs' rows (``add``'s, each with its ``revision`` and ``created_at``) and their
+    labels, in a round trip each (COPY on PostgreSQL); an ``IntegrityError`` when an id is
+    taken."""
+    insert_rows(connection, jobs, rows)
+    insert_rows(connection, job_labels, _label_rows(rows))
+
+
+def replace_many(
+    connection: Connection, rows: list[dict[str, Any]], labels: dict[str, list[str]]
+) -> None:
+    """Set the columns of ``rows`` (the same in each, ``job_id`` among them) on the jobs the
+    caller has locked (``locked_many``): one ``UPDATE … FROM unnest`` on PostgreSQL. The
+    jobs of ``labels`` get those labels."""
+    update_rows(connection, jobs, ("job_id",), rows)
+    for ids in chunked(list(labels)):
+        connection.execute(delete(job_labels).where(among(connection, job_labels.c.job_id, ids)))
+    rows = [{"job_id": job_id, "labels": names} for job_id, names in labels.items()]
+    insert_rows(connection, job_labels, _label_rows(rows))
+
+
+def locked_many(connection: Connection, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The rows of those of ``job_ids`` that exist, by id, locked until the transaction
+    ends."""
+    found = {}
+    for ids in chunked(job_ids):
+        query = select(jobs).where(among(connection, jobs.c.job_id, ids)).with_for_update()
+        result = connection.execute(query)
+        names = list(result.keys())  # once, not a row's mapping each: ten thousand rows
+        found.update({row.job_id: dict(zip(names, row, strict=True)) for row in result.all()})
+    return found
+
+
+def remove_many(connection: Connection, job_ids: list[str]) -> None:
+    """Delete jobs' rows and their labels."""
+    for ids in chunked(job_ids):
+        connection.execute(delete(job_labels).where(among(connection, job_labels.c.job_id, ids)))
+        connection.execute(delete(jobs).where(among(connection, jobs.c.job_id, ids)))
+
+
+def _label_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"job_id": row["job_id"], "label": name} for row in rows for name in row["labels"]]
 
 
 def locked(connection: Connection, job_id: str) -> dict[str, Any]:

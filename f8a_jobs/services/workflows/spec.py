@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Container, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from f8a_jobs import filters
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.fields import (
     PRIORITY_NAMES,
+    parse_metadata,
     parse_priority,
     parse_seconds,
     queue_name,
@@ -27,12 +28,14 @@ from f8a_jobs.core.json_values import MAX_DEPTH, depth_exceeds
 from f8a_jobs.core.names import addressable_name
 from f8a_jobs.core.policy import Retry, parse_retry
 from f8a_jobs.core.settings import get_settings
-from f8a_jobs.handlers.registry import get_handler
+from f8a_jobs.handlers.entrypoints import FunctionHandler, is_entrypoint
+from f8a_jobs.handlers.registry import get_handler, handler_at
 
 ALIASES = {
     "job_name": "job",
     "arguments": "kwargs",
     "fail_meta_job_on_error": "fail_workflow_on_error",
+    "entrypoint": "handler",  # a function's (or DoJobber class's) dotted path
 }
 TASK_KEYS = (
     "name",
@@ -49,6 +52,7 @@ TASK_KEYS = (
     "team_name",
     "queue",
     "priority",
+    "metadata",
 )
 RESULT_KEY = "$result"
 
@@ -66,6 +70,7 @@ class TaskSpec(Retry):
     team_name: str | None = None
     queue: str | None = None  # remote execution: the broker queue of its tries
     priority: str = "normal"  # low | normal | high: ready tries start highest first
+    metadata: dict[str, Any] = field(default_factory=dict)  # shown, not acted on
 
     def json(self) -> dict[str, Any]:
         """The stored form: defaults left out."""
@@ -101,6 +106,10 @@ def parse_workflow(tasks: Any, max_concurrent: Any, timeout: Any) -> WorkflowSpe
         raise InvalidInput("tasks", "expected a non-empty list of tasks")
     specs = tuple(_parse_task(item, f"tasks[{index}]") for index, item in enumerate(tasks))
     _check_graph(specs)
+    by_name = {spec.name: spec for spec in specs}
+    specs = tuple(
+        _results_passed(spec, by_name, f"tasks[{index}]") for index, spec in enumerate(specs)
+    )
     for index, spec in enumerate(specs):
         _check_results(spec, specs, f"tasks[{index}]")
         if spec.handler:
@@ -122,8 +131,8 @@ def _parse_task(item: Any, path: str) -> TaskSpec:
     for key, value in (("handler", handler), ("job", job)):
         if value is not None and (not isinstance(value, str) or not value):
             raise InvalidInput(f"{path}.{key}", f"{value!r} must be a non-empty string")
-    if handler:
-        get_handler(handler)  # unknown: a 400 naming the known ones
+    if handler:  # unknown: a 400 naming the known ones, and the field as the user wrote it
+        handler_at(handler, f"{path}.{'entrypoint' if 'entrypoint' in item else 'handler'}")
     name = data.get("name", job)
     if name is None:
         raise InvalidInput(f"{path}.name", "required (or a 'job')")
@@ -135,6 +144,7 @@ def _parse_task(item: Any, path: str) -> TaskSpec:
         raise InvalidInput(f"{path}.kwargs", f"nested more than {MAX_DEPTH} levels deep")
     if handler is None and job is None and kwargs:
         raise InvalidInput(f"{path}.kwargs", "a task without 'handler' or 'job' takes no kwargs")
+    metadata = parse_metadata(data.get("metadata"), f"{path}.metadata")
     return TaskSpec(
         name=name,
         handler=handler,
@@ -146,8 +156,9 @@ def _parse_task(item: Any, path: str) -> TaskSpec:
         timeout=seconds_or(data.get("timeout"), f"{path}.timeout", None),
         for_each=_for_each(data.get("for_each"), f"{path}.for_each", handler, job),
         team_name=_optional_text(data.get("team_name"), f"{path}.team_name"),
-        queue=queue_name(data.get("queue"), f"{path}.queue"),
+        queue=queue_name(data.get("queue"), f"{path}.queue") or image_queue(metadata),
         priority=PRIORITY_NAMES[parse_priority(data.get("priority"), f"{path}.priority")],
+        metadata=metadata,
     )
 
 
@@ -204,6 +215,43 @@ def _for_each(value: Any, path: str, handler: str | None, job: str | None) -> An
     raise InvalidInput(
         path, "expected a list of kwargs objects, {'$filter': …} or {'$result': 'task'}"
     )
+
+
+def _results_passed(spec: TaskSpec, by_name: Mapping[str, TaskSpec], path: str) -> TaskSpec:
+    """Datatailr's result passing, made explicit: a function task gets each dependency's
+    result as the argument named after the dependency's function, or as its
+    ``job_config.arg_translation_table`` maps the dependency's name, when it takes that
+    argument and its kwargs do not set it. Stored as ``$result``s, so it is shown, checked and
+    retried as any result passed on."""
+    handler_class = get_handler(spec.handler) if spec.handler else None
+    if handler_class is None or not issubclass(handler_class, FunctionHandler):
+        return spec
+    config = spec.kwargs.get("job_config")
+    table = config.get("arg_translation_table", {}) if isinstance(config, dict) else {}
+    where = f"{path}.kwargs.job_config.arg_translation_table"
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise InvalidInput(where, "expected an object mapping task names to argument names")
+    for name in table:
+        if name not in spec.depends_on:
+            raise InvalidInput(f"{where}.{name}", f"{name!r} is not a dependency of {spec.name!r}")
+    takes = handler_class.parameters()
+    passed: dict[str, Any] = {}
+    for dependency in spec.depends_on:
+        argument = table.get(dependency) or _function_name(by_name[dependency].handler)
+        if argument in takes and argument not in spec.kwargs and argument not in passed:
+            passed[argument] = {RESULT_KEY: dependency}
+    return replace(spec, kwargs={**spec.kwargs, **passed}) if passed else spec
+
+
+def _function_name(handler: str | None) -> str | None:
+    return handler.rpartition(".")[2] if handler and is_entrypoint(handler) else None
+
+
+def image_queue(metadata: Mapping[str, Any]) -> str | None:
+    """The worker queue an explicit ``F8A_JOBS_IMAGE_QUEUES`` entry gives the metadata's
+    ``Image`` (Datatailr's): an image picks a queue only where the operator says so."""
+    image = metadata.get("Image")
+    return dict(get_settings().image_queues).get(image) if isinstance(image, str) else None
 
 
 def compact_json(item: Any, defaults: Any, always: tuple[str, ...]) -> dict[str, Any]:
