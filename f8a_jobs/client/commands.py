@@ -6,8 +6,10 @@ message. ``F8A_JOBS_URL`` and ``F8A_JOBS_TOKEN`` (or ``--url``, ``--token``) say
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from f8a_jobs.client.core import ApiError, Client, Json
 from f8a_jobs.client.job_files import JobFileError, job_files, read_jobs, where
 
 JOB_COLUMNS = ("job_id", "state", "handler", "next_run_time", "labels", "owner")
+PLAN = ("created", "changed", "unchanged", "deleted")
+PROGRESS_FROM = 200  # job files: fewer are read before anyone would look at a progress bar
 RUN_COLUMNS = ("run_id", "job_id", "status", "trigger", "scheduled_for", "finished_at")
 
 
@@ -239,9 +243,6 @@ def apply(
         click.echo("applied: " + ", ".join(f"{len(done[key])} {key}" for key in PLAN))
 
 
-PLAN = ("created", "changed", "unchanged", "deleted")
-
-
 def _read(paths: Sequence[str]) -> tuple[list[Json], list[Path]]:
     """The jobs of the files, and the file of each; a progress bar when there are many."""
     files = job_files(paths)
@@ -261,13 +262,7 @@ def _read(paths: Sequence[str]) -> tuple[list[Json], list[Path]]:
     return jobs, sources
 
 
-PROGRESS_FROM = 200  # files: fewer are read before anyone would look at a bar
-
-
 def _stderr(shown: bool) -> Any:
-    import io
-    import sys
-
     return sys.stderr if shown else io.StringIO()
 
 

@@ -24,8 +24,9 @@ class DevRunFailed(Exception):
     """A task of a dev run failed; ``result`` holds every task's state, result and error."""
 
     def __init__(self, result: DevRunResult) -> None:
-        failed = {name: error for name, error in result.errors.items()}
-        lines = "; ".join(f"{name}: {error.splitlines()[-1]}" for name, error in failed.items())
+        lines = "; ".join(
+            f"{name}: {error.splitlines()[-1]}" for name, error in result.errors.items()
+        )
         super().__init__(f"dev run of {result.name!r} failed: {lines}")
         self.result = result
 

@@ -86,7 +86,7 @@ def workflow_of(
     for cls in classes:
         task: Json = {"name": names[cls], "depends_on": [names[dep] for dep in _deps(cls)]}
         if not issubclass(cls, DummyJob):
-            task.update(_runner(cls, classes, names, dict(kwargs or {})))
+            task.update(_runner(cls, names, dict(kwargs or {})))
             task["tries"] = cls.TRIES if cls.TRIES is not None else default_tries
             delay = cls.RETRY_DELAY if cls.RETRY_DELAY is not None else default_retry_delay
             task["retry_delay"] = delay
@@ -94,9 +94,7 @@ def workflow_of(
     return {"tasks": tasks}
 
 
-def _runner(
-    cls: type[Job], classes: list[type[Job]], names: dict[type[Job], str], kwargs: Json
-) -> Json:
+def _runner(cls: type[Job], names: dict[type[Job], str], kwargs: Json) -> Json:
     base, attributes = _importable(cls)
     upstream = [names[item] for item in _upstream(cls) if not issubclass(item, DummyJob)]
     task_kwargs = dict(kwargs)

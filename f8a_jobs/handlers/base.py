@@ -123,8 +123,7 @@ class BaseHandler:
         """``validate``, where the ``any_value`` kwargs are not type-checked (a workflow fills
         them in from a result) and, with ``missing_ok``, required ones may be missing (a
         ``for_each`` item brings them)."""
-        if not isinstance(kwargs, dict):
-            raise InvalidInput("kwargs", f"expected an object, got {type(kwargs).__name__}")
+        require_object(kwargs)
         reserved = sorted(set(kwargs) & set(CONTEXT_ARGUMENTS))
         if reserved:
             raise InvalidInput(f"kwargs.{reserved[0]}", "is filled in for each run; do not set it")
@@ -137,6 +136,12 @@ class BaseHandler:
             missing_ok,
             f"handler {cls.handler_name()}",
         )
+
+
+def require_object(kwargs: Any) -> None:
+    """A job's kwargs are a JSON object, whatever it runs."""
+    if not isinstance(kwargs, dict):
+        raise InvalidInput("kwargs", f"expected an object, got {type(kwargs).__name__}")
 
 
 def check_call(
@@ -154,7 +159,7 @@ def check_call(
     reserved = sorted(set(kwargs) & set(context))
     if reserved:
         raise InvalidInput(f"kwargs.{reserved[0]}", "is filled in for each run; do not set it")
-    signature, types = _signature(function)
+    signature, types = signature_of(function)
     filled = dict.fromkeys(context)
     bind = signature.bind_partial if missing_ok else signature.bind
     try:
@@ -190,7 +195,7 @@ def check_found(returned: Any) -> tuple[bool, Any]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _signature(function: Any) -> tuple[inspect.Signature, dict[str, Any]]:
+def signature_of(function: Any) -> tuple[inspect.Signature, dict[str, Any]]:
     """Cached: each job parsed asks, and a signature and its type hints are slow to build
     (a bulk apply parses ten thousand jobs a second)."""
     return inspect.signature(function), hints(function)

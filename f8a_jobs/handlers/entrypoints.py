@@ -33,7 +33,13 @@ from typing import Any, ClassVar
 from f8a_jobs.core.clock import utcnow
 from f8a_jobs.core.errors import InvalidInput
 from f8a_jobs.core.settings import get_settings
-from f8a_jobs.handlers.base import CONTEXT_ARGUMENTS, BaseHandler, check_call
+from f8a_jobs.handlers.base import (
+    CONTEXT_ARGUMENTS,
+    BaseHandler,
+    check_call,
+    require_object,
+    signature_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +153,14 @@ class FunctionHandler(BaseHandler):
     @classmethod
     def parameters(cls) -> frozenset[str]:
         """The names the function takes that are not reserved: where results may go."""
-        signature = inspect.signature(cls.function)
+        signature, _ = signature_of(cls.function)
         return frozenset(signature.parameters) - set(cls.reserved)
 
     @classmethod
     def validate_partial(
         cls, kwargs: dict[str, Any], any_value: set[str], missing_ok: bool
     ) -> None:
-        if not isinstance(kwargs, dict):
-            raise InvalidInput("kwargs", f"expected an object, got {type(kwargs).__name__}")
+        require_object(kwargs)
         given = {key: value for key, value in kwargs.items() if key != "job_config"}
         if "job_config" in kwargs and not isinstance(kwargs["job_config"], dict):
             raise InvalidInput("kwargs.job_config", "expected an object (ConfigurationJson)")
@@ -224,8 +229,7 @@ class DoJobberHandler(BaseHandler):
     def validate_partial(
         cls, kwargs: dict[str, Any], any_value: set[str], missing_ok: bool
     ) -> None:
-        if not isinstance(kwargs, dict):
-            raise InvalidInput("kwargs", f"expected an object, got {type(kwargs).__name__}")
+        require_object(kwargs)
         attributes = kwargs.get("class_attributes", {})
         if not isinstance(attributes, dict):
             raise InvalidInput("kwargs.class_attributes", "expected an object of attributes")
